@@ -1,0 +1,351 @@
+//! `syncline load`: apply a file of JSON lines to one history table.
+//!
+//! The whole file is validated before anything is written (a malformed line names its line
+//! number and nothing is applied); then records are applied in batches, each one transaction
+//! in the destination followed by the state-store update.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use syncline_core::{
+    flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatValue, HistoryProfile, Millis, NamingOptions,
+    Observation, ObservationKind, ProfileKind,
+};
+use syncline_destinations::{DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats};
+use syncline_state::SqliteStateStore;
+
+/// The history profiles selectable on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProfileArg {
+    /// `_fivetran_start/_end/_active/_synced`, open end `9999-12-31 23:59:59`.
+    Fivetran,
+    /// `_cdc_start/_end/_active/_synced`, open end NULL.
+    Cdc,
+}
+
+/// Arguments of `syncline load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The DuckDB file to write (created if missing).
+    #[arg(long, default_value = "warehouse.duckdb")]
+    pub duckdb: PathBuf,
+    /// The SQLite state file (current-record index), created if missing.
+    #[arg(long, default_value = "state.db")]
+    pub state: PathBuf,
+    /// The source name that scopes the state (one per upstream account).
+    #[arg(long, default_value = "import")]
+    pub source: String,
+    /// The entity the records belong to, e.g. `deal`.
+    #[arg(long)]
+    pub entity: String,
+    /// The history table; defaults to `{entity}_history`.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// The field that identifies a record.
+    #[arg(long, default_value = "id")]
+    pub primary_key: String,
+    /// The record's modified-time field (e.g. `update_time`); versions start at its value.
+    /// Without it, versions start at `--at`.
+    #[arg(long)]
+    pub modified_field: Option<String>,
+    /// More fields to type as TIMESTAMP, comma-separated (e.g. `add_time,close_time`).
+    #[arg(long, value_delimiter = ',')]
+    pub timestamp_fields: Vec<String>,
+    /// The file is a full extract: ids in the table but not in the file are closed as
+    /// deleted at `--at`.
+    #[arg(long)]
+    pub full_extract: bool,
+    /// A file of ids (one per line) deleted upstream at `--at`.
+    #[arg(long)]
+    pub deleted_ids: Option<PathBuf>,
+    /// The observation time, RFC 3339 (default: now). Versions of records without a modified
+    /// field start here, and deletes happen here.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// The history profile.
+    #[arg(long, value_enum, default_value = "fivetran")]
+    pub profile: ProfileArg,
+    /// A custom prefix for the history columns (e.g. `_cdc_`), overriding the profile's.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// The end of current versions: a timestamp such as `9999-12-31 23:59:59`, or `null`.
+    /// Defaults to the profile's.
+    #[arg(long)]
+    pub open_end: Option<String>,
+    /// Keep field names as they are instead of converting them to snake_case.
+    #[arg(long)]
+    pub keep_names: bool,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch_size: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The JSON-lines file to load.
+    pub file: PathBuf,
+}
+
+/// Everything derived from the arguments before any I/O.
+struct LoadPlan {
+    naming: NamingOptions,
+    primary_key: String,
+    modified_column: Option<String>,
+    at: Millis,
+    profile: HistoryProfile,
+}
+
+impl LoadPlan {
+    fn from_args(args: &LoadArgs, now: Millis) -> anyhow::Result<Self> {
+        let naming = NamingOptions {
+            snake_case: !args.keep_names,
+        };
+        let at = match &args.at {
+            Some(text) => parse_timestamp(text)
+                .with_context(|| format!("--at `{text}` is not a timestamp; write RFC 3339 such as 2026-01-01T00:00:00Z"))?,
+            None => now,
+        };
+        let base = match args.profile {
+            ProfileArg::Fivetran => ProfileKind::Fivetran,
+            ProfileArg::Cdc => ProfileKind::Cdc,
+        };
+        let mut profile = HistoryProfile::of(base);
+        if let Some(prefix) = &args.prefix {
+            if prefix.is_empty() {
+                bail!("--prefix must not be empty; write a prefix such as _cdc_");
+            }
+            profile = HistoryProfile::with_prefix(prefix, profile.open_end);
+        }
+        if let Some(open_end) = &args.open_end {
+            profile.open_end = match open_end.as_str() {
+                "null" | "NULL" => None,
+                text => Some(parse_timestamp(text).with_context(|| {
+                    format!("--open-end `{text}` is not a timestamp; write one such as '9999-12-31 23:59:59', or null")
+                })?),
+            };
+        }
+        if args.batch_size == 0 {
+            bail!("--batch-size must be at least 1; the default is 50000");
+        }
+        Ok(Self {
+            naming,
+            primary_key: snake_case_if(&args.primary_key, naming),
+            modified_column: args.modified_field.as_deref().map(|field| snake_case_if(field, naming)),
+            at,
+            profile,
+        })
+    }
+
+    /// Parses one line into an observation, or says what is wrong with it.
+    fn observe(&self, line: &str) -> anyhow::Result<Observed> {
+        let value: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
+        let record = flatten_record(value, self.naming)?;
+        let id = record.primary_key(&self.primary_key)?;
+        if let Some(reserved) = record
+            .fields
+            .iter()
+            .find(|(name, _)| self.profile.metadata_columns().contains(&name.as_str()))
+        {
+            bail!(
+                "field `{}` collides with the history column of the same name; choose another --prefix",
+                reserved.0
+            );
+        }
+        let time = match &self.modified_column {
+            None => self.at,
+            Some(column) => match record.get(column) {
+                Some(FlatValue::Text(text)) => {
+                    parse_timestamp(text).with_context(|| format!("modified field `{column}` holds `{text}`, which is not a timestamp"))?
+                }
+                _ => bail!("record {id} has no modified field `{column}`; fix the record or drop --modified-field"),
+            },
+        };
+        let hash = row_hash(&record);
+        Ok(Observed {
+            observation: Observation {
+                id,
+                time,
+                kind: ObservationKind::Upsert { record, row_hash: hash },
+            },
+            raw: Some(line.to_string()),
+            terminal: false,
+        })
+    }
+}
+
+fn open_lines(path: &Path) -> anyhow::Result<impl Iterator<Item = (usize, std::io::Result<String>)>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}; check the path", path.display()))?;
+    Ok(BufReader::with_capacity(1 << 20, file)
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line)))
+}
+
+/// Pass one: every line must parse; returns the number of records.
+fn validate(path: &Path, plan: &LoadPlan) -> anyhow::Result<u64> {
+    let mut records = 0;
+    for (number, line) in open_lines(path)? {
+        let line = line.with_context(|| format!("{}: cannot read line {number}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        plan.observe(&line)
+            .with_context(|| format!("{}: line {number}: nothing was written; fix the line and run again", path.display()))?;
+        records += 1;
+    }
+    Ok(records)
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("loading");
+    Some(bar)
+}
+
+fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as Millis)
+}
+
+/// Runs `syncline load`.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let plan = LoadPlan::from_args(&args, now_millis())?;
+    let deleted_ids = match &args.deleted_ids {
+        None => Vec::new(),
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --deleted-ids {}; check the path", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    let total = validate(&args.file, &plan)?;
+    tracing::info!(file = %args.file.display(), records = total, "file validated");
+
+    let destination = DuckDbDestination::new(&args.duckdb);
+    let state = SqliteStateStore::open(&args.state).with_context(|| format!("cannot open the state store {}", args.state.display()))?;
+    let mut timestamp_columns: HashSet<String> = args
+        .timestamp_fields
+        .iter()
+        .map(|field| snake_case_if(field, plan.naming))
+        .collect();
+    timestamp_columns.extend(plan.modified_column.clone());
+    let target = HistoryTarget {
+        source: args.source.clone(),
+        entity: args.entity.clone(),
+        table: args.table.clone().unwrap_or_else(|| format!("{}_history", args.entity)),
+        primary_key: plan.primary_key.clone(),
+        profile: plan.profile.clone(),
+        timestamp_columns,
+    };
+    let table = target.table.clone();
+    let mut writer = HistoryWriter::new(&destination, &state, target);
+    let bar = progress_bar(total);
+    let mut stats = WriteStats::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut batch: Vec<Observed> = Vec::with_capacity(args.batch_size.min(total as usize + 1));
+    let mut done = 0u64;
+    let lines = open_lines(&args.file)?;
+    for (number, line) in lines {
+        let line = line.with_context(|| format!("cannot read line {number}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let observed = plan
+            .observe(&line)
+            .with_context(|| format!("line {number} changed while loading"))?;
+        if args.full_extract {
+            seen.insert(observed.observation.id.clone());
+        }
+        batch.push(observed);
+        if batch.len() >= args.batch_size {
+            done += batch.len() as u64;
+            stats += writer.write(std::mem::take(&mut batch), now_millis()).await?;
+            report_progress(bar.as_ref(), done, total, &stats);
+        }
+    }
+    if !batch.is_empty() {
+        done += batch.len() as u64;
+        stats += writer.write(batch, now_millis()).await?;
+        report_progress(bar.as_ref(), done, total, &stats);
+    }
+    if !deleted_ids.is_empty() {
+        let deletes = deleted_ids
+            .into_iter()
+            .map(|id| Observed {
+                observation: Observation {
+                    id,
+                    time: plan.at,
+                    kind: ObservationKind::Delete,
+                },
+                raw: None,
+                terminal: false,
+            })
+            .collect();
+        stats += writer.write(deletes, now_millis()).await?;
+    }
+    if args.full_extract {
+        stats += writer.close_absent(&seen, plan.at, now_millis()).await?;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print_summary(&args, &table, total, &stats, started.elapsed().as_secs_f64(), plan.at);
+    Ok(())
+}
+
+fn report_progress(bar: Option<&indicatif::ProgressBar>, done: u64, total: u64, stats: &WriteStats) {
+    match bar {
+        Some(bar) => bar.set_position(done),
+        None => tracing::info!(
+            done,
+            total,
+            versions = stats.plan.versions,
+            unchanged = stats.plan.unchanged,
+            "batch applied"
+        ),
+    }
+}
+
+fn print_summary(args: &LoadArgs, table: &str, records: u64, stats: &WriteStats, elapsed: f64, at: Millis) {
+    let plan = stats.plan;
+    if args.json {
+        let summary = serde_json::json!({
+            "table": table,
+            "records": records,
+            "inserted_versions": plan.versions,
+            "closed": plan.closed,
+            "unchanged": plan.unchanged,
+            "deleted": plan.deleted,
+            "ignored": plan.ignored,
+            "schema_changes": stats.schema_changes,
+            "elapsed_seconds": elapsed,
+            "observed_at": format_timestamp(at),
+        });
+        println!("{summary}");
+        return;
+    }
+    println!(
+        "loaded {records} records into {table} of {} in {elapsed:.2} s",
+        args.duckdb.display()
+    );
+    println!("  inserted versions  {:>10}", plan.versions);
+    println!("  closed (changed)   {:>10}", plan.closed);
+    println!("  unchanged          {:>10}", plan.unchanged);
+    println!("  deleted            {:>10}", plan.deleted);
+    println!("  ignored (stale)    {:>10}", plan.ignored);
+    println!("  schema changes     {:>10}", stats.schema_changes);
+}

@@ -1,0 +1,28 @@
+//! Pure logic of syncline's history engine: flattening records, hashing their content,
+//! inferring and widening column types, and planning SCD Type 2 versions.
+//!
+//! Nothing here performs I/O or reads a clock: every time is passed in as milliseconds since the
+//! Unix epoch (UTC), so the same inputs always give the same plan.
+
+pub mod batch;
+pub mod error;
+pub mod flatten;
+pub mod hash;
+pub mod memory;
+pub mod plan;
+pub mod profile;
+pub mod schema;
+pub mod time;
+pub mod value;
+
+pub use batch::{assemble_batch, HistoryBatch, HistoryRow, VersionClose};
+pub use error::CoreError;
+pub use flatten::{flatten_record, snake_case_if, FlatRecord, NamingOptions};
+pub use hash::row_hash;
+pub use plan::{
+    full_extract_deletes, plan_history, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats, PlannedVersion,
+};
+pub use profile::{HistoryProfile, ProfileKind};
+pub use schema::{Column, ColumnType, SchemaChange, TableSchema};
+pub use time::{format_timestamp, parse_timestamp, Millis, FAR_FUTURE};
+pub use value::{CellValue, FlatValue};

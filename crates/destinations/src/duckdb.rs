@@ -1,0 +1,446 @@
+//! The DuckDB destination, the embedded default.
+//!
+//! The file is opened for each call and closed right after, so the `duckdb` CLI or dbt-duckdb
+//! can read it between batches; when another process holds the file's lock, the call retries
+//! with backoff and says so in the log. DuckDB work runs on the blocking thread pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use duckdb::types::{TimeUnit, ToSql, ToSqlOutput, ValueRef};
+use duckdb::{params, Connection};
+use syncline_core::{CellValue, ColumnType, HistoryBatch, HistoryProfile, Millis, TableSchema};
+
+use crate::{quote_identifier as quote, Destination, DestinationError, HistoryCheck, StoredVersion};
+
+/// How long to keep retrying while another process holds the DuckDB file.
+#[derive(Debug, Clone, Copy)]
+pub struct LockRetry {
+    /// Attempts before giving up.
+    pub attempts: u32,
+    /// Wait after the first failed attempt; doubled each time, capped at 5 s.
+    pub first_wait: Duration,
+}
+
+impl Default for LockRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 20,
+            first_wait: Duration::from_millis(100),
+        }
+    }
+}
+
+/// History tables in one DuckDB file.
+#[derive(Debug, Clone)]
+pub struct DuckDbDestination {
+    path: PathBuf,
+    lock_retry: LockRetry,
+}
+
+impl DuckDbDestination {
+    /// A destination writing to the DuckDB file at `path` (created on first write).
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            lock_retry: LockRetry::default(),
+        }
+    }
+
+    /// Changes how lock conflicts are retried.
+    pub fn with_lock_retry(mut self, lock_retry: LockRetry) -> Self {
+        self.lock_retry = lock_retry;
+        self
+    }
+
+    /// The file this destination writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs blocking work on a fresh connection, retrying while the file is locked.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T, DestinationError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DestinationError> + Send + 'static,
+    {
+        let path = self.path.clone();
+        let retry = self.lock_retry;
+        tokio::task::spawn_blocking(move || {
+            let connection = open_with_retry(&path, retry)?;
+            work(&connection)
+        })
+        .await
+        .map_err(|error| DestinationError::Task(error.to_string()))?
+    }
+}
+
+fn is_lock_conflict(error: &duckdb::Error) -> bool {
+    let text = error.to_string();
+    text.contains("Could not set lock") || text.contains("Conflicting lock")
+}
+
+fn open_with_retry(path: &Path, retry: LockRetry) -> Result<Connection, DestinationError> {
+    let mut wait = retry.first_wait;
+    for attempt in 1..=retry.attempts.max(1) {
+        match Connection::open(path) {
+            Ok(connection) => return Ok(connection),
+            Err(error) if is_lock_conflict(&error) && attempt < retry.attempts => {
+                tracing::warn!(path = %path.display(), attempt, wait_ms = wait.as_millis() as u64, "duckdb file is locked by another process; retrying");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) if is_lock_conflict(&error) => {
+                return Err(DestinationError::Locked {
+                    path: path.display().to_string(),
+                    attempts: retry.attempts,
+                })
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(DestinationError::Locked {
+        path: path.display().to_string(),
+        attempts: retry.attempts,
+    })
+}
+
+fn sql_type(column_type: ColumnType) -> &'static str {
+    match column_type {
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::BigInt => "BIGINT",
+        ColumnType::Double => "DOUBLE",
+        ColumnType::Timestamp => "TIMESTAMP",
+        ColumnType::Json | ColumnType::Varchar => "VARCHAR",
+    }
+}
+
+fn column_type_of(sql: &str) -> ColumnType {
+    match sql {
+        "BOOLEAN" => ColumnType::Boolean,
+        "BIGINT" | "INTEGER" | "SMALLINT" | "TINYINT" => ColumnType::BigInt,
+        "DOUBLE" | "FLOAT" | "REAL" => ColumnType::Double,
+        "TIMESTAMP" | "TIMESTAMP WITH TIME ZONE" => ColumnType::Timestamp,
+        _ => ColumnType::Varchar,
+    }
+}
+
+/// The table's columns in physical order, with their SQL types (empty when it does not exist).
+fn table_columns(connection: &Connection, table: &str) -> Result<Vec<(String, String)>, DestinationError> {
+    let mut statement = connection.prepare(
+        "SELECT column_name, data_type FROM information_schema.columns
+         WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+    )?;
+    let rows = statement.query_map(params![table], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A borrowed cell, appended without copying.
+struct Cell<'a>(&'a CellValue);
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            CellValue::Null => ValueRef::Null,
+            CellValue::Bool(value) => ValueRef::Boolean(*value),
+            CellValue::Int(value) => ValueRef::BigInt(*value),
+            CellValue::Float(value) => ValueRef::Double(*value),
+            CellValue::Text(text) => ValueRef::Text(text.as_bytes()),
+            CellValue::Timestamp(millis) => ValueRef::Timestamp(TimeUnit::Millisecond, *millis),
+        }))
+    }
+}
+
+/// Where each physical column's value comes from.
+enum Slot {
+    Record(usize),
+    Start,
+    End,
+    Active,
+    Synced,
+    Hash,
+    Missing,
+}
+
+fn create_table(connection: &Connection, batch: &HistoryBatch) -> Result<(), DestinationError> {
+    let profile = &batch.profile;
+    let mut definitions: Vec<String> = Vec::with_capacity(batch.schema.columns.len() + 6);
+    for column in &batch.schema.columns {
+        let not_null = if column.name == batch.primary_key { " NOT NULL" } else { "" };
+        definitions.push(format!("{} {}{not_null}", quote(&column.name)?, sql_type(column.column_type)));
+    }
+    definitions.push(format!("{} TIMESTAMP NOT NULL", quote(&profile.start_column)?));
+    definitions.push(format!("{} TIMESTAMP", quote(&profile.end_column)?));
+    definitions.push(format!("{} BOOLEAN NOT NULL", quote(&profile.active_column)?));
+    definitions.push(format!("{} TIMESTAMP NOT NULL", quote(&profile.synced_column)?));
+    definitions.push(format!("{} VARCHAR NOT NULL", quote(&profile.hash_column)?));
+    definitions.push(format!(
+        "PRIMARY KEY ({}, {})",
+        quote(&batch.primary_key)?,
+        quote(&profile.start_column)?
+    ));
+    connection.execute_batch(&format!("CREATE TABLE {} ({})", quote(&batch.table)?, definitions.join(", ")))?;
+    Ok(())
+}
+
+/// Brings the table's columns up to the batch schema: adds what is missing and widens what
+/// is narrower. Idempotent, so a replayed batch finds nothing to do.
+fn evolve_table(connection: &Connection, batch: &HistoryBatch, existing: &[(String, String)]) -> Result<(), DestinationError> {
+    let table = quote(&batch.table)?;
+    for column in &batch.schema.columns {
+        match existing.iter().find(|(name, _)| *name == column.name) {
+            None => {
+                tracing::info!(table = %batch.table, column = %column.name, column_type = column.column_type.name(), "adding column");
+                connection.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {} {}",
+                    quote(&column.name)?,
+                    sql_type(column.column_type)
+                ))?;
+            }
+            Some((_, sql)) => {
+                let current = column_type_of(sql);
+                let wanted = current.widen(column.column_type);
+                if sql_type(wanted) != sql.as_str() && wanted != current {
+                    tracing::info!(table = %batch.table, column = %column.name, from = current.name(), to = wanted.name(), "widening column");
+                    connection.execute_batch(&format!(
+                        "ALTER TABLE {table} ALTER COLUMN {} SET DATA TYPE {}",
+                        quote(&column.name)?,
+                        sql_type(wanted)
+                    ))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch) -> Result<(), DestinationError> {
+    let table = quote(&batch.table)?;
+    let profile = &batch.profile;
+    let existing = table_columns(connection, &batch.table)?;
+    if existing.is_empty() {
+        create_table(connection, batch)?;
+    } else {
+        evolve_table(connection, batch, &existing)?;
+    }
+    let id_column = quote(&batch.primary_key)?;
+    let start_column = quote(&profile.start_column)?;
+    let end_column = quote(&profile.end_column)?;
+    let active_column = quote(&profile.active_column)?;
+    if !batch.closes.is_empty() {
+        let id_type = sql_type(batch.schema.column_type(&batch.primary_key).unwrap_or(ColumnType::Varchar));
+        connection.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE syncline_closes (id {id_type}, version_start TIMESTAMP, version_end TIMESTAMP)"
+        ))?;
+        {
+            let mut appender = connection.appender_to_catalog_and_db("syncline_closes", "temp", "main")?;
+            for close in &batch.closes {
+                let (start, end) = (CellValue::Timestamp(close.start), CellValue::Timestamp(close.end));
+                appender.append_row(duckdb::appender_params_from_iter([Cell(&close.id), Cell(&start), Cell(&end)]))?;
+            }
+            appender.flush()?;
+        }
+        connection.execute_batch(&format!(
+            "UPDATE {table} SET {end_column} = c.version_end, {active_column} = false FROM temp.main.syncline_closes AS c
+             WHERE {table}.{id_column} = c.id AND {table}.{start_column} = c.version_start;
+             DROP TABLE temp.main.syncline_closes;"
+        ))?;
+    }
+    if !batch.rows.is_empty() {
+        let columns = table_columns(connection, &batch.table)?;
+        let slots: Vec<Slot> = columns
+            .iter()
+            .map(|(name, _)| match name.as_str() {
+                name if name == profile.start_column => Slot::Start,
+                name if name == profile.end_column => Slot::End,
+                name if name == profile.active_column => Slot::Active,
+                name if name == profile.synced_column => Slot::Synced,
+                name if name == profile.hash_column => Slot::Hash,
+                name => batch.schema.position(name).map_or(Slot::Missing, Slot::Record),
+            })
+            .collect();
+        connection.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE syncline_rows AS SELECT * FROM {table} LIMIT 0"
+        ))?;
+        {
+            let mut appender = connection.appender_to_catalog_and_db("syncline_rows", "temp", "main")?;
+            let synced = CellValue::Timestamp(batch.synced_at);
+            let null = CellValue::Null;
+            for row in &batch.rows {
+                let start = CellValue::Timestamp(row.start);
+                let end = profile.stored_end(row.end).map_or(CellValue::Null, CellValue::Timestamp);
+                let active = CellValue::Bool(row.end.is_none());
+                let hash = CellValue::Text(row.row_hash.clone());
+                let cells = slots.iter().map(|slot| {
+                    Cell(match slot {
+                        Slot::Record(position) => &row.values[*position],
+                        Slot::Start => &start,
+                        Slot::End => &end,
+                        Slot::Active => &active,
+                        Slot::Synced => &synced,
+                        Slot::Hash => &hash,
+                        Slot::Missing => &null,
+                    })
+                });
+                appender.append_row(duckdb::appender_params_from_iter(cells))?;
+            }
+            appender.flush()?;
+        }
+        connection.execute_batch(&format!(
+            "INSERT INTO {table} SELECT * FROM temp.main.syncline_rows ON CONFLICT DO NOTHING; DROP TABLE temp.main.syncline_rows;"
+        ))?;
+    }
+    Ok(())
+}
+
+/// Converts a stored timestamp column to milliseconds in SQL.
+fn millis(column: &str) -> String {
+    format!("epoch_ms({column})")
+}
+
+#[async_trait]
+impl Destination for DuckDbDestination {
+    async fn table_schema(&self, table: &str, profile: &HistoryProfile) -> Result<Option<TableSchema>, DestinationError> {
+        let table = table.to_string();
+        let metadata: Vec<String> = profile.metadata_columns().iter().map(|name| name.to_string()).collect();
+        self.with_connection(move |connection| {
+            let columns = table_columns(connection, &table)?;
+            if columns.is_empty() {
+                return Ok(None);
+            }
+            let columns = columns
+                .into_iter()
+                .filter(|(name, _)| !metadata.contains(name))
+                .map(|(name, sql)| syncline_core::Column {
+                    name,
+                    column_type: column_type_of(&sql),
+                })
+                .collect();
+            Ok(Some(TableSchema { columns }))
+        })
+        .await
+    }
+
+    async fn apply(&self, batch: Arc<HistoryBatch>) -> Result<(), DestinationError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.with_connection(move |connection| {
+            connection.execute_batch("BEGIN TRANSACTION")?;
+            match apply_in_transaction(connection, &batch) {
+                Ok(()) => {
+                    connection.execute_batch("COMMIT")?;
+                    Ok(())
+                }
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(error)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn read_versions(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+    ) -> Result<Vec<StoredVersion>, DestinationError> {
+        let sql = format!(
+            "SELECT CAST({id} AS VARCHAR), {start}, {end}, {active}, {hash} FROM {table} ORDER BY 1, 2",
+            id = quote(primary_key)?,
+            start = millis(&quote(&profile.start_column)?),
+            end = millis(&quote(&profile.end_column)?),
+            active = quote(&profile.active_column)?,
+            hash = quote(&profile.hash_column)?,
+            table = quote(table)?,
+        );
+        let open_end = profile.open_end;
+        self.with_connection(move |connection| {
+            let mut statement = connection.prepare(&sql)?;
+            let rows = statement.query_map([], |row| {
+                let end: Option<Millis> = row.get(2)?;
+                Ok(StoredVersion {
+                    id: row.get(0)?,
+                    start: row.get(1)?,
+                    end: end.filter(|end| Some(*end) != open_end),
+                    active: row.get(3)?,
+                    row_hash: row.get(4)?,
+                })
+            })?;
+            let mut versions: Vec<StoredVersion> = rows.collect::<Result<_, _>>()?;
+            versions.sort();
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn check_history(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<HistoryCheck, DestinationError> {
+        let id = quote(primary_key)?;
+        let start = quote(&profile.start_column)?;
+        let end = quote(&profile.end_column)?;
+        let active = quote(&profile.active_column)?;
+        let hash = quote(&profile.hash_column)?;
+        let table = quote(table)?;
+        let open = match profile.open_end {
+            Some(open_end) => format!("{end} = make_timestamp({})", open_end * 1000),
+            None => format!("{end} IS NULL"),
+        };
+        let sql = format!(
+            "WITH versions AS (
+                SELECT {id} AS id, {start} AS s, {end} AS e, {active} AS a, {hash} AS h,
+                       LEAD({start}) OVER (PARTITION BY {id} ORDER BY {start}) AS next_start,
+                       LEAD({hash}) OVER (PARTITION BY {id} ORDER BY {start}) AS next_hash,
+                       ({open}) AS is_open
+                FROM {table})
+             SELECT
+                count(*),
+                count(*) FILTER (WHERE a),
+                (SELECT count(*) FROM (SELECT id FROM versions WHERE a GROUP BY id HAVING count(*) > 1)),
+                count(*) FILTER (WHERE a IS DISTINCT FROM is_open),
+                count(*) FILTER (WHERE (NOT is_open AND e < s) OR (next_start IS NOT NULL AND (is_open OR e >= next_start))),
+                count(*) FILTER (WHERE next_hash = h AND e = next_start - INTERVAL 1 MILLISECOND)
+             FROM versions"
+        );
+        self.with_connection(move |connection| {
+            Ok(connection.query_row(&sql, [], |row| {
+                Ok(HistoryCheck {
+                    rows: row.get(0)?,
+                    active_rows: row.get(1)?,
+                    ids_with_several_active: row.get(2)?,
+                    active_flag_mismatches: row.get(3)?,
+                    overlapping_windows: row.get(4)?,
+                    phantom_duplicates: row.get(5)?,
+                })
+            })?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn duckdb_passes_the_conformance_suite() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("warehouse.duckdb"));
+        crate::conformance::run(&destination).await;
+    }
+
+    #[tokio::test]
+    async fn the_file_is_not_held_open_between_batches() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("warehouse.duckdb");
+        let destination = DuckDbDestination::new(&path);
+        crate::conformance::write_sample(&destination, "deal_history").await;
+        // Another process (here: another connection in this process) can open the file now.
+        let reader = Connection::open(&path).unwrap();
+        let count: i64 = reader.query_row("SELECT count(*) FROM deal_history", [], |row| row.get(0)).unwrap();
+        assert!(count > 0);
+    }
+}

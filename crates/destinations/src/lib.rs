@@ -1,0 +1,122 @@
+//! Destinations: the warehouses history tables are written to, behind one trait.
+//!
+//! A destination applies a [`HistoryBatch`] atomically and idempotently (a replayed batch,
+//! after a crash between the destination commit and the state-store update, changes nothing),
+//! and can read its history back for checks. [`writer::HistoryWriter`] ties the planner, a
+//! destination and a state store together; [`conformance`] is the suite every backend passes.
+
+pub mod conformance;
+mod duckdb;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use syncline_core::{HistoryBatch, HistoryProfile, Millis, TableSchema};
+
+pub use crate::duckdb::{DuckDbDestination, LockRetry};
+pub use writer::{HistoryTarget, HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats};
+
+/// Errors of a destination.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// DuckDB failed.
+    #[error("duckdb: {0}")]
+    DuckDb(#[from] ::duckdb::Error),
+    /// The DuckDB file stayed locked by another process.
+    #[error("duckdb file {path} is still locked by another process after {attempts} attempts; close the other connection (duckdb CLI, dbt) and run again")]
+    Locked {
+        /// The file.
+        path: String,
+        /// How many times syncline tried.
+        attempts: u32,
+    },
+    /// An identifier cannot be used.
+    #[error("identifier `{0}` contains a NUL character; rename the field or table")]
+    BadIdentifier(String),
+    /// A blocking task failed.
+    #[error("destination task failed: {0}")]
+    Task(String),
+}
+
+/// One stored version, read back from a history table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredVersion {
+    /// The id as text.
+    pub id: String,
+    /// Version start.
+    pub start: Millis,
+    /// Version end; `None` when it is the profile's open end.
+    pub end: Option<Millis>,
+    /// The active flag.
+    pub active: bool,
+    /// The row hash.
+    pub row_hash: String,
+}
+
+/// The result of checking a history table against the contract, rule by rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryCheck {
+    /// Rows in the table.
+    pub rows: u64,
+    /// Active rows.
+    pub active_rows: u64,
+    /// Ids with more than one active row (invariant 1).
+    pub ids_with_several_active: u64,
+    /// Rows whose active flag disagrees with an open end.
+    pub active_flag_mismatches: u64,
+    /// Rows that end before they start, or overlap the next version (invariant 2).
+    pub overlapping_windows: u64,
+    /// Consecutive versions with the same hash and no gap between them (invariant 4).
+    pub phantom_duplicates: u64,
+}
+
+impl HistoryCheck {
+    /// True when no rule is broken.
+    pub fn is_clean(&self) -> bool {
+        self.ids_with_several_active == 0
+            && self.active_flag_mismatches == 0
+            && self.overlapping_windows == 0
+            && self.phantom_duplicates == 0
+    }
+}
+
+/// A warehouse that holds history tables.
+#[async_trait]
+pub trait Destination: Send + Sync {
+    /// The record columns of a history table (metadata columns excluded), or `None` when the
+    /// table does not exist yet.
+    async fn table_schema(&self, table: &str, profile: &HistoryProfile) -> Result<Option<TableSchema>, DestinationError>;
+
+    /// Applies one batch in one transaction: creates the table if needed, applies the schema
+    /// changes, closes rows and inserts new versions. Rows that already exist are left as they
+    /// are, so applying a batch twice changes nothing.
+    async fn apply(&self, batch: Arc<HistoryBatch>) -> Result<(), DestinationError>;
+
+    /// Every version of a history table, ordered by id and start.
+    async fn read_versions(&self, table: &str, primary_key: &str, profile: &HistoryProfile)
+        -> Result<Vec<StoredVersion>, DestinationError>;
+
+    /// Checks a history table against the contract with queries run in the warehouse.
+    async fn check_history(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<HistoryCheck, DestinationError>;
+}
+
+/// Quotes an SQL identifier (double quotes, inner quotes doubled); NUL is refused.
+pub fn quote_identifier(name: &str) -> Result<String, DestinationError> {
+    if name.contains('\0') {
+        return Err(DestinationError::BadIdentifier(name.replace('\0', "\\0")));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_identifier("a").unwrap(), "\"a\"");
+        assert_eq!(quote_identifier("a\"; drop table x; --").unwrap(), "\"a\"\"; drop table x; --\"");
+        assert!(quote_identifier("a\0b").is_err());
+    }
+}

@@ -1,0 +1,488 @@
+//! Vendor API behaviour: exact pagination at the edges, since-filter inclusivity, auth.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{client, config, start};
+use serde_json::{json, Value};
+use syncline_simulator::clock::{format_halo, format_rfc3339_millis, format_rfc3339_seconds};
+use syncline_simulator::{ChangeRequest, Connector, Entity, SimulatorHandle};
+
+const PAGE: usize = 5;
+const EDGES: [usize; 4] = [0, 1, PAGE, PAGE + 1];
+
+async fn simulator_with(connector: Connector, entity: Entity, count: usize) -> SimulatorHandle {
+    let mut config = config(connector, 9);
+    config.initial_records.insert(entity, count);
+    start(config).await
+}
+
+fn ids_of(records: &[Value]) -> BTreeSet<String> {
+    records
+        .iter()
+        .map(|record| record["id"].to_string().trim_matches('"').to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn pipedrive_v2_cursor_pagination_is_exact_at_the_edges() {
+    for count in EDGES {
+        let simulator = simulator_with(Connector::Pipedrive, Entity::Deal, count).await;
+        let token = simulator.credentials().api_token.expect("api token");
+        let mut cursor: Option<String> = None;
+        let mut seen = Vec::new();
+        let mut requests = 0;
+        loop {
+            let mut url = format!("{}/api/v2/deals?limit={PAGE}&api_token={token}", simulator.base_url());
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let page: Value = client().get(url).send().await.expect("get").json().await.expect("json");
+            requests += 1;
+            seen.extend(page["data"].as_array().expect("data array").iter().cloned());
+            match page["additional_data"]["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), count, "count {count}");
+        assert_eq!(ids_of(&seen), ids_of(&simulator.truth(Entity::Deal).expect("truth")));
+        assert_eq!(requests, if count > PAGE { 2 } else { 1 }, "count {count}");
+        simulator.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn pipedrive_v1_offset_pagination_is_exact_at_the_edges() {
+    for count in EDGES {
+        let simulator = simulator_with(Connector::Pipedrive, Entity::Person, count).await;
+        let token = simulator.credentials().api_token.expect("api token");
+        let mut start_at = 0;
+        let mut seen = Vec::new();
+        let mut requests = 0;
+        loop {
+            let url = format!("{}/api/v1/persons?start={start_at}&limit={PAGE}", simulator.base_url());
+            let page: Value = client()
+                .get(url)
+                .header("x-api-token", &token)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            requests += 1;
+            // An empty v1 page says `"data": null`, as upstream.
+            if let Some(data) = page["data"].as_array() {
+                seen.extend(data.iter().cloned());
+            } else {
+                assert!(page["data"].is_null());
+            }
+            let pagination = &page["additional_data"]["pagination"];
+            if pagination["more_items_in_collection"] == json!(true) {
+                start_at = pagination["next_start"].as_u64().expect("next_start") as usize;
+            } else {
+                assert!(pagination.get("next_start").is_none());
+                break;
+            }
+        }
+        assert_eq!(seen.len(), count, "count {count}");
+        assert_eq!(requests, if count > PAGE { 2 } else { 1 });
+        simulator.shutdown().await;
+    }
+}
+
+async fn zoho_get(simulator: &SimulatorHandle, path: &str) -> reqwest::Response {
+    let credentials = simulator.credentials();
+    client()
+        .get(format!("{}{path}", simulator.base_url()))
+        .header("Authorization", format!("Zoho-oauthtoken {}", credentials.access_token))
+        .header("orgId", credentials.org_id.unwrap_or_default())
+        .send()
+        .await
+        .expect("get")
+}
+
+#[tokio::test]
+async fn zoho_desk_from_limit_pagination_is_exact_at_the_edges() {
+    for count in EDGES {
+        let mut config = config(Connector::ZohoDesk, 9);
+        config.initial_records.insert(Entity::Contact, count);
+        let simulator = start(config).await;
+        let mut from = 0;
+        let mut seen = Vec::new();
+        loop {
+            let response = zoho_get(&simulator, &format!("/api/v1/contacts?from={from}&limit={PAGE}")).await;
+            if response.status() == reqwest::StatusCode::NO_CONTENT {
+                break;
+            }
+            let page: Value = response.json().await.expect("json");
+            let data = page["data"].as_array().expect("data").clone();
+            from += data.len();
+            let short = data.len() < PAGE;
+            seen.extend(data);
+            if short {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), count, "count {count}");
+        assert_eq!(ids_of(&seen), ids_of(&simulator.truth(Entity::Contact).expect("truth")));
+        simulator.shutdown().await;
+    }
+}
+
+async fn halo_get(simulator: &SimulatorHandle, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", simulator.base_url()))
+        .bearer_auth(simulator.credentials().access_token)
+        .send()
+        .await
+        .expect("get")
+}
+
+#[tokio::test]
+async fn halopsa_page_number_pagination_is_exact_at_the_edges() {
+    for count in EDGES {
+        let simulator = simulator_with(Connector::Halopsa, Entity::Quotation, count).await;
+        let mut seen = Vec::new();
+        let mut page_no = 1;
+        loop {
+            let page: Value = halo_get(
+                &simulator,
+                &format!("/api/Quotation?pageinate=true&page_size={PAGE}&page_no={page_no}"),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+            assert_eq!(page["record_count"], json!(count));
+            assert_eq!(page["page_no"], json!(page_no));
+            let quotes = page["quotes"].as_array().expect("quotes").clone();
+            if quotes.is_empty() {
+                break;
+            }
+            seen.extend(quotes);
+            if seen.len() >= count {
+                break;
+            }
+            page_no += 1;
+        }
+        assert_eq!(seen.len(), count, "count {count}");
+        assert_eq!(page_no, if count > PAGE { 2 } else { 1 });
+        // `count` caps an unpaginated pull (the capped pull for entities without a since-filter).
+        let capped: Value = halo_get(&simulator, "/api/Quotation?count=1&order=id&orderdesc=true")
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(capped["quotes"].as_array().expect("quotes").len(), count.min(1));
+        assert_eq!(capped["record_count"], json!(count));
+        simulator.shutdown().await;
+    }
+}
+
+/// Creates three records one second apart and returns their creation times (epoch ms).
+fn three_creations(simulator: &SimulatorHandle, entity: Entity) -> Vec<(u64, i64)> {
+    (0..3)
+        .map(|_| {
+            simulator.advance_clock(Duration::from_secs(1));
+            let event = simulator.apply_change(&ChangeRequest::Create { entity }).expect("create").remove(0);
+            (event.id, event.at_ms)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pipedrive_updated_since_is_inclusive_and_updated_until_exclusive() {
+    let simulator = simulator_with(Connector::Pipedrive, Entity::Deal, 0).await;
+    let token = simulator.credentials().api_token.expect("token");
+    let created = three_creations(&simulator, Entity::Deal);
+    let since = format_rfc3339_seconds(created[1].1);
+    let until = format_rfc3339_seconds(created[2].1);
+    let url = format!(
+        "{}/api/v2/deals?updated_since={since}&updated_until={until}&api_token={token}",
+        simulator.base_url()
+    );
+    let page: Value = client().get(url).send().await.expect("get").json().await.expect("json");
+    let ids: Vec<u64> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|deal| deal["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![created[1].0], "since is inclusive, until exclusive");
+    let url = format!(
+        "{}/api/v2/deals?updated_since={since}&sort_by=update_time&sort_direction=desc&api_token={token}",
+        simulator.base_url()
+    );
+    let page: Value = client().get(url).send().await.expect("get").json().await.expect("json");
+    let ids: Vec<u64> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|deal| deal["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![created[2].0, created[1].0]);
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_modified_time_range_is_inclusive_at_both_ends() {
+    let mut config = config(Connector::ZohoDesk, 9);
+    config.initial_records.insert(Entity::Ticket, 0);
+    config.initial_records.insert(Entity::Thread, 0);
+    config.initial_records.insert(Entity::Comment, 0);
+    let simulator = start(config).await;
+    let created = three_creations(&simulator, Entity::Ticket);
+    let range = format!("{},{}", format_rfc3339_millis(created[1].1), format_rfc3339_millis(created[2].1));
+    let response = zoho_get(
+        &simulator,
+        &format!("/api/v1/tickets/search?modifiedTimeRange={range}&sortBy=-modifiedTime"),
+    )
+    .await;
+    let page: Value = response.json().await.expect("json");
+    let ids: Vec<String> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids, vec![created[2].0.to_string(), created[1].0.to_string()]);
+    assert_eq!(page["count"], json!(2));
+    let empty = format!(
+        "{},{}",
+        format_rfc3339_millis(created[2].1 + 1),
+        format_rfc3339_millis(created[2].1 + 5000)
+    );
+    let response = zoho_get(&simulator, &format!("/api/v1/tickets/search?modifiedTimeRange={empty}")).await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn halo_datesearch_startdate_is_inclusive() {
+    let simulator = simulator_with(Connector::Halopsa, Entity::Ticket, 0).await;
+    let created = three_creations(&simulator, Entity::Ticket);
+    let path = format!(
+        "/api/Tickets?datesearch=last_update&startdate={}&enddate={}",
+        format_halo(created[1].1),
+        format_halo(created[2].1)
+    );
+    let page: Value = halo_get(&simulator, &path).await.json().await.expect("json");
+    let ids: Vec<u64> = page["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![created[1].0, created[2].0]);
+    assert_eq!(page["record_count"], json!(2));
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_the_vendors_401_bodies() {
+    let pipedrive = start(config(Connector::Pipedrive, 1)).await;
+    let response = client()
+        .get(format!("{}/api/v2/deals?api_token=wrong", pipedrive.base_url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["success"], json!(false));
+    assert_eq!(body["error"], json!("unauthorized access"));
+    assert_eq!(body["errorCode"], json!(401));
+    let response = client()
+        .get(format!("{}/api/v1/users", pipedrive.base_url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401, "no credentials at all");
+    let response = client()
+        .get(format!("{}/api/v2/deals", pipedrive.base_url()))
+        .bearer_auth("v1u:not-a-token")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401);
+    pipedrive.shutdown().await;
+
+    let zoho = start(config(Connector::ZohoDesk, 1)).await;
+    let response = client()
+        .get(format!("{}/api/v1/tickets", zoho.base_url()))
+        .header("Authorization", "Zoho-oauthtoken 1000.wrong")
+        .header("orgId", zoho.credentials().org_id.expect("org"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."})
+    );
+    let response = client()
+        .get(format!("{}/api/v1/tickets", zoho.base_url()))
+        .header("Authorization", format!("Zoho-oauthtoken {}", zoho.credentials().access_token))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 422, "orgId header is required");
+    zoho.shutdown().await;
+
+    let halo = start(config(Connector::Halopsa, 1)).await;
+    let response = client()
+        .get(format!("{}/api/Tickets", halo.base_url()))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"].to_str().expect("text").starts_with("Bearer"));
+    let response = client()
+        .post(halo.credentials().token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=sim-client-id&client_secret=wrong&scope=all")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.expect("json"), json!({"error": "invalid_client"}));
+    halo.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipedrive_oauth_tokens_expire_and_rotated_refresh_tokens_are_refused() {
+    let mut config = config(Connector::Pipedrive, 1);
+    config.auth.access_token_lifetime_secs = Some(60);
+    config.auth.rotate_refresh_tokens = true;
+    let simulator = start(config).await;
+    let credentials = simulator.credentials();
+    let refresh = |token: String| {
+        let credentials = credentials.clone();
+        async move {
+            client()
+                .post(&credentials.token_url)
+                .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+                .body(format!("grant_type=refresh_token&refresh_token={token}"))
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let response = refresh(credentials.refresh_token.clone().expect("refresh")).await;
+    assert_eq!(response.status(), 200);
+    let issued: Value = response.json().await.expect("json");
+    let access = issued["access_token"].as_str().expect("access").to_string();
+    let rotated = issued["refresh_token"].as_str().expect("refresh").to_string();
+    assert_ne!(rotated, credentials.refresh_token.clone().expect("refresh"));
+    assert_eq!(issued["expires_in"], json!(60));
+
+    let deals = |token: String| {
+        let url = format!("{}/api/v2/deals?limit=1", simulator.base_url());
+        async move { client().get(url).bearer_auth(token).send().await.expect("get").status() }
+    };
+    assert_eq!(deals(access.clone()).await, 200);
+    simulator.advance_clock(Duration::from_secs(60));
+    assert_eq!(deals(access.clone()).await, 401, "expired after its lifetime");
+
+    let response = refresh(credentials.refresh_token.clone().expect("refresh")).await;
+    assert_eq!(response.status(), 400, "the rotated-out refresh token is refused");
+    assert_eq!(response.json::<Value>().await.expect("json")["error"], json!("invalid_grant"));
+    let response = refresh(rotated).await;
+    assert_eq!(response.status(), 200, "the new refresh token works");
+    let fresh = response.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    assert_eq!(deals(fresh.clone()).await, 200);
+    simulator.revoke_tokens(false);
+    assert_eq!(deals(fresh).await, 401, "revoked");
+    assert!(simulator.stats().tokens.rotated >= 2);
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_refresh_does_not_rotate_by_default_and_refuses_rotated_tokens_when_rotating() {
+    for rotate in [false, true] {
+        let mut config = config(Connector::ZohoDesk, 1);
+        config.auth.rotate_refresh_tokens = rotate;
+        let simulator = start(config).await;
+        let credentials = simulator.credentials();
+        let url = |token: &str| {
+            format!(
+                "{}?refresh_token={token}&client_id={}&client_secret={}&grant_type=refresh_token",
+                credentials.token_url, credentials.client_id, credentials.client_secret
+            )
+        };
+        let initial = credentials.refresh_token.clone().expect("refresh");
+        let first: Value = client().post(url(&initial)).send().await.expect("post").json().await.expect("json");
+        assert_eq!(first["expires_in"], json!(3600));
+        assert_eq!(first.get("refresh_token").is_some(), rotate);
+        let second: Value = client().post(url(&initial)).send().await.expect("post").json().await.expect("json");
+        if rotate {
+            assert_eq!(second, json!({"error": "invalid_code"}));
+        } else {
+            assert!(second["access_token"].is_string());
+        }
+        // The new access token works for an hour of virtual time.
+        let access = first["access_token"].as_str().expect("access");
+        let status = |access: String| {
+            let url = format!("{}/api/v1/agents", simulator.base_url());
+            let org = credentials.org_id.clone().unwrap_or_default();
+            async move {
+                client()
+                    .get(url)
+                    .header("Authorization", format!("Zoho-oauthtoken {access}"))
+                    .header("orgId", org)
+                    .send()
+                    .await
+                    .expect("get")
+                    .status()
+            }
+        };
+        assert_eq!(status(access.to_string()).await, 200);
+        simulator.advance_clock(Duration::from_secs(3600));
+        assert_eq!(status(access.to_string()).await, 401);
+        simulator.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn halo_client_credentials_issue_tokens_that_expire() {
+    let mut config = config(Connector::Halopsa, 1);
+    config.auth.access_token_lifetime_secs = Some(30);
+    let simulator = start(config).await;
+    let credentials = simulator.credentials();
+    let issued: Value = client()
+        .post(&credentials.token_url)
+        .body(format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=all",
+            credentials.client_id, credentials.client_secret
+        ))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(issued["token_type"], json!("Bearer"));
+    assert_eq!(issued["expires_in"], json!(30));
+    let token = issued["access_token"].as_str().expect("token").to_string();
+    let status = || async {
+        client()
+            .get(format!("{}/api/Client", simulator.base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .status()
+    };
+    assert_eq!(status().await, 200);
+    simulator.advance_clock(Duration::from_secs(31));
+    assert_eq!(status().await, 401);
+    simulator.shutdown().await;
+}

@@ -1,0 +1,448 @@
+//! Every fixture in shared/fixtures has a simulator counterpart with the same top-level keys and
+//! value types. Lists and records are fetched over HTTP, webhooks are captured by a receiver.
+
+mod common;
+
+use common::{assert_record_covers, assert_same_top_level, client, config, fixture, start, Receiver};
+use serde_json::{json, Value};
+use syncline_simulator::{ChangeRequest, Connector, Entity, PipedriveWebhookVersion, SimulatorHandle};
+
+async fn get_json(simulator: &SimulatorHandle, path: &str) -> Value {
+    let credentials = simulator.credentials();
+    let response = client()
+        .get(format!("{}{path}", simulator.base_url()))
+        .header("x-api-token", credentials.api_token.clone().unwrap_or_default())
+        .bearer_auth(&credentials.access_token)
+        .header("orgId", credentials.org_id.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("request");
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.expect("json")
+}
+
+async fn get_zoho(simulator: &SimulatorHandle, path: &str) -> Value {
+    let credentials = simulator.credentials();
+    client()
+        .get(format!("{}{path}", simulator.base_url()))
+        .header("Authorization", format!("Zoho-oauthtoken {}", credentials.access_token))
+        .header("orgId", credentials.org_id.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn first(value: &Value) -> &Value {
+    &value["data"][0]
+}
+
+#[tokio::test]
+async fn pipedrive_api_fixtures_have_simulated_counterparts() {
+    let simulator = start(config(Connector::Pipedrive, 1)).await;
+    let receiver = Receiver::start(0).await;
+    simulator.set_webhook_target(Some(receiver.url.clone())).expect("target");
+
+    for (file, path) in [
+        ("pipedrive/v2_deals_list_page.json", "/api/v2/deals?limit=1"),
+        ("pipedrive/v2_organizations_list_page.json", "/api/v2/organizations?limit=1"),
+        ("pipedrive/v2_persons_list_page.json", "/api/v2/persons?limit=1"),
+        ("pipedrive/v2_pipelines_list_page.json", "/api/v2/pipelines?limit=1"),
+        ("pipedrive/v2_stages_list_page.json", "/api/v2/stages?limit=1"),
+        ("pipedrive/v2_deal_get.json", "/api/v2/deals/1"),
+        ("pipedrive/v1_deals_list_page.json", "/api/v1/deals?limit=1"),
+        ("pipedrive/v1_organizations_list_page.json", "/api/v1/organizations?limit=1"),
+        ("pipedrive/v1_persons_list_page.json", "/api/v1/persons?limit=1"),
+        ("pipedrive/v1_pipelines_list.json", "/api/v1/pipelines"),
+        ("pipedrive/v1_stages_list.json", "/api/v1/stages?limit=2"),
+        ("pipedrive/v1_users_list.json", "/api/v1/users"),
+    ] {
+        let expected = fixture(file);
+        let actual = get_json(&simulator, path).await;
+        assert_same_top_level(file, &expected, &actual);
+        let (expected_record, actual_record) = if expected["data"].is_array() {
+            (first(&expected), first(&actual))
+        } else {
+            (&expected["data"], &actual["data"])
+        };
+        assert_record_covers(file, expected_record, actual_record);
+        if expected["additional_data"].is_object() {
+            assert_same_top_level(file, &expected["additional_data"], &actual["additional_data"]);
+        }
+    }
+
+    // Field endpoints, with the 40-character custom-field keys.
+    let v1_fields = get_json(&simulator, "/api/v1/dealFields").await;
+    let expected = fixture("pipedrive/v1_dealFields_page.json");
+    assert_same_top_level("v1_dealFields", &expected, &v1_fields);
+    assert_record_covers("v1_dealFields", &expected["data"][1], &v1_fields["data"][0]);
+    let custom: Vec<&Value> = v1_fields["data"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter(|field| common::is_custom_field_key(field["key"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(custom.len() >= 3, "custom fields listed: {custom:?}");
+    let deal = get_json(&simulator, "/api/v1/deals/1").await;
+    for field in &custom {
+        let key = field["key"].as_str().expect("key");
+        assert!(deal["data"].get(key).is_some(), "v1 deal carries custom field {key} flat");
+    }
+    let v2_fields = get_json(&simulator, "/api/v2/dealFields?limit=3").await;
+    let expected = fixture("pipedrive/v2_dealFields_page.json");
+    assert_same_top_level("v2_dealFields", &expected, &v2_fields);
+    assert_record_covers("v2_dealFields", &expected["data"][2], &v2_fields["data"][0]);
+    assert!(v2_fields["additional_data"]["next_cursor"].is_string());
+
+    // Recents: upstream's fixture has a malformed `pagination"` key; the simulator spells it right.
+    let recents = get_json(&simulator, "/api/v1/recents?since_timestamp=2000-01-01%2000:00:00&limit=2").await;
+    let mut expected = fixture("pipedrive/v1_recents.json");
+    assert_same_top_level("v1_recents", &expected, &recents);
+    let additional = expected["additional_data"].as_object_mut().expect("object");
+    let pagination = additional.remove("pagination\"").expect("the fixture's malformed key");
+    additional.insert("pagination".into(), pagination);
+    assert_eq!(
+        expected["additional_data"]
+            .as_object()
+            .map(|map| map.keys().cloned().collect::<Vec<_>>()),
+        recents["additional_data"]
+            .as_object()
+            .map(|map| map.keys().cloned().collect::<Vec<_>>()),
+    );
+    assert_record_covers("v1_recents item", &json!({"item": "deal", "id": 1, "data": {}}), first(&recents));
+
+    let webhooks = get_json(&simulator, "/api/v1/webhooks").await;
+    let expected = fixture("pipedrive/v1_webhooks_list.json");
+    assert_same_top_level("v1_webhooks_list", &expected, &webhooks);
+    assert_same_top_level("v1_webhooks_list data", first(&expected), first(&webhooks));
+
+    // OAuth token response.
+    let credentials = simulator.credentials();
+    let token: Value = client()
+        .post(credentials.token_url.clone())
+        .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&refresh_token={}",
+            credentials.refresh_token.clone().unwrap_or_default()
+        ))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    assert_same_top_level("oauth_token_response", &fixture("pipedrive/oauth_token_response.json"), &token);
+    simulator.shutdown().await;
+}
+
+async fn pipedrive_webhooks(version: PipedriveWebhookVersion) -> (SimulatorHandle, Vec<(ChangeRequest, Value)>) {
+    let receiver = Receiver::start(0).await;
+    let mut config = config(Connector::Pipedrive, 2);
+    config.webhooks.pipedrive_version = version;
+    config.webhooks.target_url = Some(receiver.url.clone());
+    let simulator = start(config).await;
+    let stage = simulator
+        .apply_change(&ChangeRequest::Create { entity: Entity::Stage })
+        .expect("stage")[0]
+        .id;
+    simulator.flush_webhooks().await;
+    let user = simulator.truth(Entity::User).expect("users")[1]["id"].as_u64().expect("id");
+    let requests = vec![
+        ChangeRequest::Create { entity: Entity::Deal },
+        ChangeRequest::Update {
+            entity: Entity::Deal,
+            id: 1,
+        },
+        ChangeRequest::Delete {
+            entity: Entity::Deal,
+            id: 2,
+        },
+        ChangeRequest::Create {
+            entity: Entity::Organization,
+        },
+        ChangeRequest::Update {
+            entity: Entity::Organization,
+            id: 1,
+        },
+        ChangeRequest::Delete {
+            entity: Entity::Organization,
+            id: 3,
+        },
+        ChangeRequest::Update {
+            entity: Entity::Person,
+            id: 1,
+        },
+        ChangeRequest::Update {
+            entity: Entity::Pipeline,
+            id: 1,
+        },
+        ChangeRequest::Delete {
+            entity: Entity::Stage,
+            id: stage,
+        },
+        ChangeRequest::DeactivateUser { id: user },
+    ];
+    let mut bodies = Vec::new();
+    for request in requests {
+        simulator.advance_clock(std::time::Duration::from_secs(1));
+        let before = receiver.received().len();
+        simulator.apply_change(&request).expect("change");
+        simulator.flush_webhooks().await;
+        let received = receiver.received();
+        assert!(received.len() > before, "{request:?} produced a webhook");
+        bodies.push((request, received[before].json()));
+    }
+    (simulator, bodies)
+}
+
+fn body_for<'a>(bodies: &'a [(ChangeRequest, Value)], wanted: &ChangeRequest) -> &'a Value {
+    &bodies.iter().find(|(request, _)| request == wanted).expect("captured").1
+}
+
+#[tokio::test]
+async fn pipedrive_v2_webhook_fixtures_have_simulated_counterparts() {
+    let (simulator, bodies) = pipedrive_webhooks(PipedriveWebhookVersion::V2).await;
+    let stage_delete = bodies
+        .iter()
+        .find(|(request, _)| matches!(request, ChangeRequest::Delete { entity: Entity::Stage, .. }))
+        .map(|(_, body)| body.clone())
+        .expect("stage delete");
+    let user_change = bodies
+        .iter()
+        .find(|(request, _)| matches!(request, ChangeRequest::DeactivateUser { .. }))
+        .map(|(_, body)| body.clone())
+        .expect("user change");
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "v2_webhook_create_deal.json",
+            body_for(&bodies, &ChangeRequest::Create { entity: Entity::Deal }).clone(),
+        ),
+        (
+            "v2_webhook_change_deal.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Update {
+                    entity: Entity::Deal,
+                    id: 1,
+                },
+            )
+            .clone(),
+        ),
+        (
+            "v2_webhook_delete_deal.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Delete {
+                    entity: Entity::Deal,
+                    id: 2,
+                },
+            )
+            .clone(),
+        ),
+        (
+            "v2_webhook_change_organization.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Update {
+                    entity: Entity::Organization,
+                    id: 1,
+                },
+            )
+            .clone(),
+        ),
+        (
+            "v2_webhook_delete_organization.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Delete {
+                    entity: Entity::Organization,
+                    id: 3,
+                },
+            )
+            .clone(),
+        ),
+        (
+            "v2_webhook_change_person.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Update {
+                    entity: Entity::Person,
+                    id: 1,
+                },
+            )
+            .clone(),
+        ),
+        (
+            "v2_webhook_change_pipeline.json",
+            body_for(
+                &bodies,
+                &ChangeRequest::Update {
+                    entity: Entity::Pipeline,
+                    id: 1,
+                },
+            )
+            .clone(),
+        ),
+        ("v2_webhook_delete_stage.json", stage_delete),
+        ("v2_webhook_user_deleted_is_change_active_flag_false.json", user_change),
+    ];
+    for (file, actual) in cases {
+        let expected = fixture(&format!("pipedrive/{file}"));
+        assert_same_top_level(file, &expected, &actual);
+        assert_same_top_level(&format!("{file} meta"), &expected["meta"], &actual["meta"]);
+        assert_eq!(expected["meta"]["action"], actual["meta"]["action"], "{file}");
+        assert_eq!(expected["meta"]["entity"], actual["meta"]["entity"], "{file}");
+        if expected["data"].is_object() {
+            assert_record_covers(file, &expected["data"], &actual["data"]);
+        }
+        if expected["data"].is_null() {
+            assert!(actual["data"].is_null(), "{file}: delete has no data");
+            assert_record_covers(file, &expected["previous"], &actual["previous"]);
+        }
+    }
+    let user = &bodies.last().expect("user").1;
+    assert_eq!(user["data"]["active_flag"], json!(false));
+    assert_eq!(
+        user["previous"],
+        json!({"active_flag": true, "modified": user["previous"]["modified"]})
+    );
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipedrive_v1_webhook_fixtures_have_simulated_counterparts() {
+    let (simulator, bodies) = pipedrive_webhooks(PipedriveWebhookVersion::V1).await;
+    let cases = [
+        ("v1_webhook_deal_create.json", ChangeRequest::Create { entity: Entity::Deal }),
+        (
+            "v1_webhook_deal_update.json",
+            ChangeRequest::Update {
+                entity: Entity::Deal,
+                id: 1,
+            },
+        ),
+        (
+            "v1_webhook_updated_deal_2024_trimmed.json",
+            ChangeRequest::Update {
+                entity: Entity::Deal,
+                id: 1,
+            },
+        ),
+        (
+            "v1_webhook_person_update.json",
+            ChangeRequest::Update {
+                entity: Entity::Person,
+                id: 1,
+            },
+        ),
+        (
+            "v1_webhook_organization_create.json",
+            ChangeRequest::Create {
+                entity: Entity::Organization,
+            },
+        ),
+    ];
+    for (file, request) in cases {
+        let expected = fixture(&format!("pipedrive/{file}"));
+        let actual = body_for(&bodies, &request);
+        assert_same_top_level(file, &expected, actual);
+        assert_record_covers(&format!("{file} meta"), &expected["meta"], &actual["meta"]);
+        assert_record_covers(&format!("{file} current"), &expected["current"], &actual["current"]);
+        if expected["previous"].is_object() {
+            assert_record_covers(&format!("{file} previous"), &expected["previous"], &actual["previous"]);
+        }
+        assert_eq!(expected["event"], actual["event"], "{file}");
+    }
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_desk_fixtures_have_simulated_counterparts() {
+    let simulator = start(config(Connector::ZohoDesk, 3)).await;
+    let list = get_zoho(
+        &simulator,
+        "/api/v1/tickets?include=contacts,assignee,departments,team,isRead&limit=3",
+    )
+    .await;
+    let expected = fixture("zoho_desk/tickets_list_include_contacts_assignee_departments_team_isRead.json");
+    assert_same_top_level("zoho tickets list", &expected, &list);
+    for index in 0..3 {
+        assert_record_covers("zoho ticket", &expected["data"][index], &list["data"][index]);
+    }
+    assert_record_covers("zoho contact", &expected["data"][0]["contact"], &list["data"][0]["contact"]);
+    assert_record_covers("zoho assignee", &expected["data"][0]["assignee"], &list["data"][0]["assignee"]);
+
+    let credentials = simulator.credentials();
+    let token: Value = client()
+        .post(format!(
+            "{}?refresh_token={}&client_id={}&client_secret={}&grant_type=refresh_token",
+            credentials.token_url,
+            credentials.refresh_token.clone().unwrap_or_default(),
+            credentials.client_id,
+            credentials.client_secret
+        ))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    assert_same_top_level(
+        "zoho oauth refresh",
+        &fixture("zoho_desk/oauth_refresh_token_response.json"),
+        &token,
+    );
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn halopsa_fixtures_have_simulated_counterparts() {
+    let simulator = start(config(Connector::Halopsa, 4)).await;
+    let ticket_id = simulator.truth(Entity::Ticket).expect("tickets")[0]["id"].as_u64().expect("id");
+    let ticket = get_json(&simulator, &format!("/api/Tickets/{ticket_id}")).await;
+    let expected_ticket = fixture("halopsa/ticket_create_response_abbreviated.json");
+    // The fixture is "a much-abbreviated Halo response": every key it has, the simulator has.
+    assert_record_covers("halo ticket", &expected_ticket, &ticket);
+    assert_eq!(expected_ticket["customfields"][2]["name"], json!("CFService"));
+    assert_record_covers(
+        "halo ticket customfield",
+        &expected_ticket["customfields"][2],
+        &ticket["customfields"][0],
+    );
+
+    let attachment_id = ticket["attachments"][0]["id"].as_u64().expect("attachment");
+    let attachment = get_json(&simulator, &format!("/api/Attachment/{attachment_id}")).await;
+    assert_same_top_level("halo attachment", &fixture("halopsa/attachment_upload_response.json"), &attachment);
+
+    // Every simulated field name is a Halo API v2 schema property (or, for tickets, a key the
+    // real ticket response carries beyond the schema).
+    let schemas = fixture("halopsa/swagger_schema_property_names.json");
+    let extra_ticket_keys: Vec<String> = expected_ticket.as_object().expect("object").keys().cloned().collect();
+    for (schema, entity, path) in [
+        ("Faults", Entity::Ticket, "/api/Tickets"),
+        ("InvoiceHeader", Entity::Invoice, "/api/Invoice"),
+        ("QuotationHeader", Entity::Quotation, "/api/Quotation"),
+        ("Area", Entity::Client, "/api/Client"),
+    ] {
+        let names: Vec<&str> = schemas[schema]
+            .as_array()
+            .expect("names")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let list = get_json(&simulator, &format!("{path}?count=5")).await;
+        let key = syncline_simulator::halopsa::envelope_key(entity);
+        let records = list[key].as_array().expect("records");
+        assert!(!records.is_empty(), "{schema}");
+        for record in records {
+            for field in record.as_object().expect("object").keys() {
+                let known = names.contains(&field.as_str()) || (entity == Entity::Ticket && extra_ticket_keys.contains(field));
+                assert!(known, "{schema}: {field} is not a Halo property name");
+            }
+        }
+    }
+    simulator.shutdown().await;
+}

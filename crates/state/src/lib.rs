@@ -1,0 +1,99 @@
+//! syncline's own durable state: the current-record index (what the SCD2 planner reads as
+//! "current versions", so the hot path never reads the warehouse), cursors, and the schema
+//! version of the store itself.
+//!
+//! One trait, [`StateStore`], with one implementation per backend and one conformance suite
+//! ([`conformance`]) that every backend runs.
+
+pub mod conformance;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use syncline_core::{CurrentVersion, Millis};
+
+pub use sqlite::SqliteStateStore;
+
+/// Errors of a state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The SQLite database failed.
+    #[error("sqlite state store: {0}; check that the state file is writable and not corrupted")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store was written by a newer syncline.
+    #[error("state store schema version {found} is newer than this syncline understands ({supported}); upgrade syncline")]
+    TooNew {
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A blocking task failed.
+    #[error("state store task failed: {0}")]
+    Task(String),
+}
+
+/// One entry to write into the current-record index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexWrite {
+    /// The record id.
+    pub id: String,
+    /// Its latest version.
+    pub version: CurrentVersion,
+    /// True when the record is in a terminal state (closed ticket, paid invoice).
+    pub terminal: bool,
+    /// The record's JSON; `None` keeps the stored one (a delete keeps the last record).
+    pub record: Option<String>,
+}
+
+/// A record as the current-record index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record id.
+    pub id: String,
+    /// Its latest version (`version.end` is set when the id was deleted).
+    pub version: CurrentVersion,
+    /// True when the record is in a terminal state.
+    pub terminal: bool,
+    /// The record's JSON as last fetched.
+    pub record: Option<String>,
+    /// When the entry was last written.
+    pub updated_at: Millis,
+}
+
+/// The durable state of syncline.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The index entries of the given ids (ids without an entry are absent from the map).
+    async fn current_versions(&self, source: &str, entity: &str, ids: &[String]) -> Result<HashMap<String, CurrentVersion>, StateError>;
+
+    /// Every index entry of an entity, deleted ids included (for full extracts and the full
+    /// reconcile).
+    async fn all_current_versions(&self, source: &str, entity: &str) -> Result<HashMap<String, CurrentVersion>, StateError>;
+
+    /// Writes index entries atomically. Call it only after the destination committed the batch
+    /// these entries describe.
+    async fn write_index(&self, source: &str, entity: &str, entries: Vec<IndexWrite>, written_at: Millis) -> Result<(), StateError>;
+
+    /// One record from the index.
+    async fn record(&self, source: &str, entity: &str, id: &str) -> Result<Option<StoredRecord>, StateError>;
+
+    /// The reconciler cursor of an entity.
+    async fn cursor(&self, source: &str, entity: &str) -> Result<Option<String>, StateError>;
+
+    /// Stores the reconciler cursor of an entity.
+    async fn set_cursor(&self, source: &str, entity: &str, cursor: &str, written_at: Millis) -> Result<(), StateError>;
+
+    /// The schema version of the store.
+    async fn schema_version(&self) -> Result<i64, StateError>;
+}
+
+/// `hashes_at_modified` as stored: comma-separated (hashes are hex).
+pub(crate) fn join_hashes(hashes: &[String]) -> String {
+    hashes.join(",")
+}
+
+pub(crate) fn split_hashes(text: &str) -> Vec<String> {
+    text.split(',').filter(|part| !part.is_empty()).map(str::to_string).collect()
+}
