@@ -1,7 +1,9 @@
 //! The `syncline` binary.
 
+mod compare;
 mod load;
 mod simulate;
+mod sync;
 
 use std::io::IsTerminal;
 
@@ -23,6 +25,12 @@ enum Command {
     Load(load::LoadArgs),
     /// Run a simulated upstream API (Pipedrive, Zoho Desk or HaloPSA) on this machine.
     Simulate(simulate::SimulateArgs),
+    /// Reconcile sources with their upstream APIs (incremental or full).
+    Sync(sync::SyncArgs),
+    /// Validate a configuration file without touching the network.
+    Check(sync::CheckArgs),
+    /// Compare two history datasets (migration parity check).
+    Compare(compare::CompareArgs),
 }
 
 /// Logs go to stderr: readable on a terminal, JSON lines otherwise. `RUST_LOG` filters them.
@@ -50,6 +58,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Load(args) => load::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Sync(args) => sync::run_sync(args).await,
+            Command::Check(args) => sync::run_check(args).await,
+            Command::Compare(args) => compare::run(args).await,
         }
     });
     match result {

@@ -37,6 +37,9 @@ pub enum DestinationError {
     /// A blocking task failed.
     #[error("destination task failed: {0}")]
     Task(String),
+    /// The destination URL is not understood.
+    #[error("destination url `{0}` is not understood; write duckdb://path/to/warehouse.duckdb")]
+    BadUrl(String),
 }
 
 /// One stored version, read back from a history table.
@@ -101,6 +104,40 @@ pub trait Destination: Send + Sync {
     async fn check_history(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<HistoryCheck, DestinationError>;
 }
 
+/// Which destination to write to, from configuration or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationConfig {
+    /// A DuckDB file: `duckdb://warehouse.duckdb`, `duckdb:///abs/path.duckdb`, or a plain path.
+    DuckDb {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+}
+
+impl std::str::FromStr for DestinationConfig {
+    type Err = DestinationError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = url.strip_prefix("duckdb://") {
+            if path.is_empty() {
+                return Err(DestinationError::BadUrl(url.to_string()));
+            }
+            return Ok(DestinationConfig::DuckDb { path: path.into() });
+        }
+        if url.contains("://") {
+            return Err(DestinationError::BadUrl(url.to_string()));
+        }
+        Ok(DestinationConfig::DuckDb { path: url.into() })
+    }
+}
+
+/// Opens the configured destination.
+pub async fn open_destination(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
+    match config {
+        DestinationConfig::DuckDb { path } => Ok(Box::new(DuckDbDestination::new(path))),
+    }
+}
+
 /// Quotes an SQL identifier (double quotes, inner quotes doubled); NUL is refused.
 pub fn quote_identifier(name: &str) -> Result<String, DestinationError> {
     if name.contains('\0') {
@@ -112,6 +149,23 @@ pub fn quote_identifier(name: &str) -> Result<String, DestinationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_name_the_destination() {
+        let parse = |url: &str| url.parse::<DestinationConfig>();
+        assert_eq!(
+            parse("duckdb://w.duckdb").unwrap(),
+            DestinationConfig::DuckDb { path: "w.duckdb".into() }
+        );
+        assert_eq!(
+            parse("duckdb:///tmp/w.duckdb").unwrap(),
+            DestinationConfig::DuckDb {
+                path: "/tmp/w.duckdb".into()
+            }
+        );
+        assert_eq!(parse("w.duckdb").unwrap(), DestinationConfig::DuckDb { path: "w.duckdb".into() });
+        assert!(parse("mysql://x").unwrap_err().to_string().contains("duckdb://"));
+    }
 
     #[test]
     fn identifiers_are_quoted() {

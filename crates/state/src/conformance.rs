@@ -31,6 +31,7 @@ pub async fn run(store: &dyn StateStore) {
     large_lookups_match_small_ones(store).await;
     deletes_keep_the_last_record(store).await;
     cursors_round_trip(store).await;
+    tokens_and_markers_round_trip(store).await;
     assert!(
         store.schema_version().await.expect("schema version") >= 1,
         "schema version must be at least 1"
@@ -114,4 +115,22 @@ async fn cursors_round_trip(store: &dyn StateStore) {
     store.set_cursor("conf", "deal", "c2", 2).await.expect("set");
     store.set_cursor("conf", "person", "p", 2).await.expect("set");
     assert_eq!(store.cursor("conf", "deal").await.expect("cursor").as_deref(), Some("c2"));
+}
+
+async fn tokens_and_markers_round_trip(store: &dyn StateStore) {
+    assert!(store.token("conf", "refresh_token").await.expect("token").is_none());
+    store.set_token("conf", "refresh_token", "r1", 1).await.expect("set token");
+    store.set_token("conf", "refresh_token", "r2", 2).await.expect("rotate token");
+    store.set_token("other", "refresh_token", "x", 2).await.expect("set token");
+    assert_eq!(
+        store.token("conf", "refresh_token").await.expect("token").as_deref(),
+        Some("r2"),
+        "the rotated token wins"
+    );
+    store.set_marker("conf", "initial_sync", "done", 3).await.expect("set marker");
+    assert_eq!(store.marker("conf", "initial_sync").await.expect("marker").as_deref(), Some("done"));
+    assert!(
+        store.marker("other", "initial_sync").await.expect("marker").is_none(),
+        "markers are per source"
+    );
 }

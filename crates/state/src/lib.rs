@@ -32,6 +32,9 @@ pub enum StateError {
     /// A blocking task failed.
     #[error("state store task failed: {0}")]
     Task(String),
+    /// The state-store URL is not understood.
+    #[error("state store url `{0}` is not understood; write sqlite://path/to/state.db")]
+    BadUrl(String),
 }
 
 /// One entry to write into the current-record index.
@@ -85,8 +88,55 @@ pub trait StateStore: Send + Sync {
     /// Stores the reconciler cursor of an entity.
     async fn set_cursor(&self, source: &str, entity: &str, cursor: &str, written_at: Millis) -> Result<(), StateError>;
 
+    /// A secret of a source kept durably, such as a rotated OAuth2 refresh token. Persist a new
+    /// refresh token here before using the access token that came with it.
+    async fn token(&self, source: &str, name: &str) -> Result<Option<String>, StateError>;
+
+    /// Stores a secret of a source (durable when this returns).
+    async fn set_token(&self, source: &str, name: &str, value: &str, written_at: Millis) -> Result<(), StateError>;
+
+    /// A marker of a source: small facts such as "initial sync done" or "last full reconcile".
+    async fn marker(&self, source: &str, key: &str) -> Result<Option<String>, StateError>;
+
+    /// Stores a marker of a source.
+    async fn set_marker(&self, source: &str, key: &str, value: &str, written_at: Millis) -> Result<(), StateError>;
+
     /// The schema version of the store.
     async fn schema_version(&self) -> Result<i64, StateError>;
+}
+
+/// Which state store to use, from configuration or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateConfig {
+    /// An SQLite file: `sqlite://state.db`, `sqlite:///var/lib/syncline/state.db`, or a plain path.
+    Sqlite {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+}
+
+impl std::str::FromStr for StateConfig {
+    type Err = StateError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StateError::BadUrl(url.to_string()));
+            }
+            return Ok(StateConfig::Sqlite { path: path.into() });
+        }
+        if url.contains("://") {
+            return Err(StateError::BadUrl(url.to_string()));
+        }
+        Ok(StateConfig::Sqlite { path: url.into() })
+    }
+}
+
+/// Opens the configured state store (applying migrations).
+pub async fn open_state_store(config: &StateConfig) -> Result<Box<dyn StateStore>, StateError> {
+    match config {
+        StateConfig::Sqlite { path } => Ok(Box::new(SqliteStateStore::open(path)?)),
+    }
 }
 
 /// `hashes_at_modified` as stored: comma-separated (hashes are hex).

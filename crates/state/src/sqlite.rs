@@ -34,6 +34,21 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (source, entity)
     ) WITHOUT ROWID;",
+    // 2: durable secrets (rotated refresh tokens) and markers.
+    "CREATE TABLE tokens (
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (source, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE markers (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;",
 ];
 
 /// Above this many ids, one scan of the entity beats one lookup per id.
@@ -81,6 +96,40 @@ impl SqliteStateStore {
         })
         .await
         .map_err(|error| StateError::Task(error.to_string()))?
+    }
+}
+
+impl SqliteStateStore {
+    /// Reads a `(source, key) -> value` row of the tokens or markers table.
+    async fn get_pair(&self, table: &'static str, key_column: &'static str, source: &str, key: &str) -> Result<Option<String>, StateError> {
+        let (source, key) = (source.to_string(), key.to_string());
+        self.with(move |connection| {
+            let sql = format!("SELECT value FROM {table} WHERE source = ?1 AND {key_column} = ?2");
+            Ok(connection.query_row(&sql, params![source, key], |row| row.get(0)).optional()?)
+        })
+        .await
+    }
+
+    /// Upserts a `(source, key) -> value` row of the tokens or markers table.
+    async fn set_pair(
+        &self,
+        table: &'static str,
+        key_column: &'static str,
+        source: &str,
+        key: &str,
+        value: &str,
+        written_at: Millis,
+    ) -> Result<(), StateError> {
+        let (source, key, value) = (source.to_string(), key.to_string(), value.to_string());
+        self.with(move |connection| {
+            let sql = format!(
+                "INSERT INTO {table} (source, {key_column}, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, {key_column}) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+            );
+            connection.execute(&sql, params![source, key, value, written_at])?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -243,6 +292,22 @@ impl StateStore for SqliteStateStore {
             Ok(())
         })
         .await
+    }
+
+    async fn token(&self, source: &str, name: &str) -> Result<Option<String>, StateError> {
+        self.get_pair("tokens", "name", source, name).await
+    }
+
+    async fn set_token(&self, source: &str, name: &str, value: &str, written_at: Millis) -> Result<(), StateError> {
+        self.set_pair("tokens", "name", source, name, value, written_at).await
+    }
+
+    async fn marker(&self, source: &str, key: &str) -> Result<Option<String>, StateError> {
+        self.get_pair("markers", "key", source, key).await
+    }
+
+    async fn set_marker(&self, source: &str, key: &str, value: &str, written_at: Millis) -> Result<(), StateError> {
+        self.set_pair("markers", "key", source, key, value, written_at).await
     }
 
     async fn schema_version(&self) -> Result<i64, StateError> {
