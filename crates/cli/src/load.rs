@@ -6,15 +6,16 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use syncline_core::{
-    flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatValue, HistoryProfile, Millis, NamingOptions,
-    Observation, ObservationKind, ProfileKind,
+    flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatRecord, FlatValue, HistoryProfile, Millis,
+    NamingOptions, Observation, ObservationKind, ProfileKind,
 };
 use syncline_destinations::{DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats};
 use syncline_state::SqliteStateStore;
@@ -140,8 +141,9 @@ impl LoadPlan {
         })
     }
 
-    /// Parses one line into an observation, or says what is wrong with it.
-    fn observe(&self, line: &str) -> anyhow::Result<Observed> {
+    /// Parses one line into its flattened record, id and observation time, or says what is
+    /// wrong with it.
+    fn parse(&self, line: &str) -> anyhow::Result<(FlatRecord, String, Millis)> {
         let value: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
         let record = flatten_record(value, self.naming)?;
         let id = record.primary_key(&self.primary_key)?;
@@ -164,6 +166,12 @@ impl LoadPlan {
                 _ => bail!("record {id} has no modified field `{column}`; fix the record or drop --modified-field"),
             },
         };
+        Ok((record, id, time))
+    }
+
+    /// Parses one line into an observation.
+    fn observe(&self, line: &str) -> anyhow::Result<Observed> {
+        let (record, id, time) = self.parse(line)?;
         let hash = row_hash(&record);
         Ok(Observed {
             observation: Observation {
@@ -177,27 +185,119 @@ impl LoadPlan {
     }
 }
 
-fn open_lines(path: &Path) -> anyhow::Result<impl Iterator<Item = (usize, std::io::Result<String>)>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}; check the path", path.display()))?;
-    Ok(BufReader::with_capacity(1 << 20, file)
-        .lines()
-        .enumerate()
-        .map(|(index, line)| (index + 1, line)))
+/// What validating one range of the file found.
+struct RangeCheck {
+    /// Lines in the range (up to the first bad one).
+    lines: u64,
+    /// Records among them.
+    records: u64,
+    /// The first bad line (1-based within the range) and its error.
+    bad: Option<(u64, anyhow::Error)>,
 }
 
-/// Pass one: every line must parse; returns the number of records.
-fn validate(path: &Path, plan: &LoadPlan) -> anyhow::Result<u64> {
-    let mut records = 0;
-    for (number, line) in open_lines(path)? {
-        let line = line.with_context(|| format!("{}: cannot read line {number}", path.display()))?;
+/// Validates lines `[start, end)` (byte offsets aligned to line starts).
+fn validate_range(path: &Path, start: u64, end: u64, plan: &LoadPlan) -> anyhow::Result<RangeCheck> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}; check the path", path.display()))?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (mut offset, mut lines, mut records) = (start, 0u64, 0u64);
+    let mut line = String::new();
+    while offset < end {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        offset += read as u64;
+        lines += 1;
         if line.trim().is_empty() {
             continue;
         }
-        plan.observe(&line)
-            .with_context(|| format!("{}: line {number}: nothing was written; fix the line and run again", path.display()))?;
+        if let Err(error) = plan.parse(line.trim_end_matches(['\n', '\r'])) {
+            return Ok(RangeCheck { lines, records, bad: Some((lines, error)) });
+        }
         records += 1;
     }
-    Ok(records)
+    Ok(RangeCheck { lines, records, bad: None })
+}
+
+/// The offset of the first line that starts at or after `offset`.
+fn next_line_start(path: &Path, offset: u64) -> anyhow::Result<u64> {
+    if offset == 0 {
+        return Ok(0);
+    }
+    let mut reader = BufReader::new(File::open(path)?);
+    reader.seek(SeekFrom::Start(offset - 1))?;
+    let mut skipped = Vec::new();
+    let read = reader.read_until(b'\n', &mut skipped)?;
+    Ok(offset - 1 + read as u64)
+}
+
+/// Pass one: every line must parse. The file is split in halves checked on two threads.
+/// Returns the number of records.
+fn validate(path: &Path, plan: &LoadPlan) -> anyhow::Result<u64> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot open {}; check the path", path.display()))?
+        .len();
+    let middle = next_line_start(path, size / 2)?;
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| validate_range(path, middle, size, plan));
+        let first = validate_range(path, 0, middle, plan);
+        (
+            first,
+            second.join().unwrap_or_else(|_| Err(anyhow::anyhow!("validation thread panicked"))),
+        )
+    });
+    let (first, second) = (first?, second?);
+    let bad = first.bad.or(second.bad.map(|(line, error)| (first.lines + line, error)));
+    if let Some((line, error)) = bad {
+        return Err(error.context(format!(
+            "{}: line {line}: nothing was written; fix the line and run again",
+            path.display()
+        )));
+    }
+    Ok(first.records + second.records)
+}
+
+/// Pass two, on its own thread: parses batches of observations and hands them over one at a
+/// time, so parsing the next batch overlaps writing the current one.
+fn parse_batches(
+    path: PathBuf,
+    plan: Arc<LoadPlan>,
+    batch_size: usize,
+    sender: tokio::sync::mpsc::Sender<anyhow::Result<Vec<Observed>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<()> {
+            let reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
+            let mut batch = Vec::with_capacity(batch_size);
+            for (index, line) in reader.lines().enumerate() {
+                let line = line.with_context(|| format!("cannot read line {}", index + 1))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                batch.push(
+                    plan.observe(&line)
+                        .with_context(|| format!("line {} changed while loading", index + 1))?,
+                );
+                if batch.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    if sender.blocking_send(Ok(full)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.blocking_send(Ok(batch));
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            let _ = sender.blocking_send(Err(error));
+        }
+    })
 }
 
 fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
@@ -221,7 +321,7 @@ fn now_millis() -> Millis {
 /// Runs `syncline load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let plan = LoadPlan::from_args(&args, now_millis())?;
+    let plan = Arc::new(LoadPlan::from_args(&args, now_millis())?);
     let deleted_ids = match &args.deleted_ids {
         None => Vec::new(),
         Some(path) => std::fs::read_to_string(path)
@@ -233,9 +333,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .collect(),
     };
     let total = validate(&args.file, &plan)?;
-    tracing::info!(file = %args.file.display(), records = total, "file validated");
+    tracing::info!(file = %args.file.display(), records = total, elapsed_ms = started.elapsed().as_millis() as u64, "file validated");
 
-    let destination = DuckDbDestination::new(&args.duckdb);
+    let destination = DuckDbDestination::new(&args.duckdb).holding_file_open();
     let state = SqliteStateStore::open(&args.state).with_context(|| format!("cannot open the state store {}", args.state.display()))?;
     let mut timestamp_columns: HashSet<String> = args
         .timestamp_fields
@@ -256,32 +356,19 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let bar = progress_bar(total);
     let mut stats = WriteStats::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut batch: Vec<Observed> = Vec::with_capacity(args.batch_size.min(total as usize + 1));
     let mut done = 0u64;
-    let lines = open_lines(&args.file)?;
-    for (number, line) in lines {
-        let line = line.with_context(|| format!("cannot read line {number}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let observed = plan
-            .observe(&line)
-            .with_context(|| format!("line {number} changed while loading"))?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+    let parser = parse_batches(args.file.clone(), Arc::clone(&plan), args.batch_size, sender);
+    while let Some(batch) = receiver.recv().await {
+        let batch = batch?;
         if args.full_extract {
-            seen.insert(observed.observation.id.clone());
+            seen.extend(batch.iter().map(|observed| observed.observation.id.clone()));
         }
-        batch.push(observed);
-        if batch.len() >= args.batch_size {
-            done += batch.len() as u64;
-            stats += writer.write(std::mem::take(&mut batch), now_millis()).await?;
-            report_progress(bar.as_ref(), done, total, &stats);
-        }
-    }
-    if !batch.is_empty() {
         done += batch.len() as u64;
         stats += writer.write(batch, now_millis()).await?;
         report_progress(bar.as_ref(), done, total, &stats);
     }
+    let _ = parser.join();
     if !deleted_ids.is_empty() {
         let deletes = deleted_ids
             .into_iter()
@@ -300,6 +387,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if args.full_extract {
         stats += writer.close_absent(&seen, plan.at, now_millis()).await?;
     }
+    drop(writer);
+    destination.release().await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

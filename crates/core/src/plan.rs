@@ -95,6 +95,9 @@ pub struct IndexEntry {
     pub version: CurrentVersion,
     /// The observation holding the latest record (`None` when the id ended deleted).
     pub observation: Option<usize>,
+    /// True when the batch wrote a new version of the id (its stored record must be replaced);
+    /// false when an unchanged observation only moved the modified time forward.
+    pub content_changed: bool,
 }
 
 /// Counts of what a plan does.
@@ -165,6 +168,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
     let mut latest_in_batch: Option<usize> = None;
     let mut record_observation: Option<usize> = None;
     let mut touched = false;
+    let mut content_changed = false;
     let close = |plan: &mut Plan, latest_in_batch: Option<usize>, start: Millis, end: Millis| match latest_in_batch {
         Some(version) => plan.versions[version].end = Some(end),
         None => plan.closes.push(PlannedClose {
@@ -195,6 +199,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 plan.stats.versions += 1;
                 record_observation = Some(index);
                 touched = true;
+                content_changed = true;
             }
             (ObservationKind::Upsert { row_hash, .. }, Some(current)) => {
                 let replay = time == current.modified && current.hashes_at_modified.contains(row_hash);
@@ -245,6 +250,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 current.modified = time;
                 record_observation = Some(index);
                 touched = true;
+                content_changed = true;
             }
             (ObservationKind::Delete, Some(current)) if current.end.is_none() && time >= current.modified => {
                 let end = time.max(current.start);
@@ -262,6 +268,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
             id: id.to_string(),
             version,
             observation: record_observation,
+            content_changed,
         });
     }
 }

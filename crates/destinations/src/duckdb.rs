@@ -5,11 +5,14 @@
 //! with backoff and says so in the log. DuckDB work runs on the blocking thread pool.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use duckdb::types::{TimeUnit, ToSql, ToSqlOutput, ValueRef};
+use duckdb::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::types::{ToSql, ToSqlOutput, ValueRef};
 use duckdb::{params, Connection};
 use syncline_core::{CellValue, ColumnType, HistoryBatch, HistoryProfile, Millis, TableSchema};
 
@@ -34,10 +37,22 @@ impl Default for LockRetry {
 }
 
 /// History tables in one DuckDB file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DuckDbDestination {
     path: PathBuf,
     lock_retry: LockRetry,
+    /// The open connection while the file is held (see [`DuckDbDestination::holding_file_open`]).
+    held: Option<Arc<Mutex<Option<Connection>>>>,
+}
+
+impl std::fmt::Debug for DuckDbDestination {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DuckDbDestination")
+            .field("path", &self.path)
+            .field("held", &self.held.is_some())
+            .finish()
+    }
 }
 
 impl DuckDbDestination {
@@ -46,7 +61,31 @@ impl DuckDbDestination {
         Self {
             path: path.as_ref().to_path_buf(),
             lock_retry: LockRetry::default(),
+            held: None,
         }
+    }
+
+    /// Keeps the file open from the first call until [`DuckDbDestination::release`] (or drop),
+    /// instead of opening it per call. For short-lived bulk commands such as `syncline load`;
+    /// a long-running server keeps the default so other readers get the file between batches.
+    pub fn holding_file_open(mut self) -> Self {
+        self.held = Some(Arc::new(Mutex::new(None)));
+        self
+    }
+
+    /// Closes a held file (DuckDB checkpoints it), so other processes can open it.
+    pub async fn release(&self) -> Result<(), DestinationError> {
+        let Some(held) = self.held.clone() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || {
+            let connection = held
+                .lock()
+                .map_err(|_| DestinationError::Task("duckdb connection lock poisoned".into()))?
+                .take();
+            drop(connection);
+            Ok(())
+        })
+        .await
+        .map_err(|error| DestinationError::Task(error.to_string()))?
     }
 
     /// Changes how lock conflicts are retried.
@@ -68,9 +107,19 @@ impl DuckDbDestination {
     {
         let path = self.path.clone();
         let retry = self.lock_retry;
+        let held = self.held.clone();
         tokio::task::spawn_blocking(move || {
-            let connection = open_with_retry(&path, retry)?;
-            work(&connection)
+            let Some(held) = held else {
+                let connection = open_with_retry(&path, retry)?;
+                return work(&connection);
+            };
+            let mut guard = held
+                .lock()
+                .map_err(|_| DestinationError::Task("duckdb connection lock poisoned".into()))?;
+            if guard.is_none() {
+                *guard = Some(open_with_retry(&path, retry)?);
+            }
+            work(guard.as_ref().expect("connection opened above"))
         })
         .await
         .map_err(|error| DestinationError::Task(error.to_string()))?
@@ -148,7 +197,7 @@ impl ToSql for Cell<'_> {
             CellValue::Int(value) => ValueRef::BigInt(*value),
             CellValue::Float(value) => ValueRef::Double(*value),
             CellValue::Text(text) => ValueRef::Text(text.as_bytes()),
-            CellValue::Timestamp(millis) => ValueRef::Timestamp(TimeUnit::Millisecond, *millis),
+            CellValue::Timestamp(millis) => ValueRef::Timestamp(duckdb::types::TimeUnit::Millisecond, *millis),
         }))
     }
 }
@@ -216,7 +265,41 @@ fn evolve_table(connection: &Connection, batch: &HistoryBatch, existing: &[(Stri
     Ok(())
 }
 
-fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch) -> Result<(), DestinationError> {
+/// How new rows go in: straight into the table (fast; fails on a row that already exists), or
+/// through a staging table that skips existing rows (for replays after a crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InsertMode {
+    Append,
+    SkipExisting,
+}
+
+fn is_duplicate_key(error: &DestinationError) -> bool {
+    matches!(error, DestinationError::DuckDb(inner) if inner.to_string().contains("Duplicate key"))
+}
+
+/// Applies a batch in one transaction; a batch that meets rows it already wrote (a replay) is
+/// rolled back and applied again through the staging table.
+fn apply_batch(connection: &Connection, batch: &HistoryBatch) -> Result<(), DestinationError> {
+    let mut mode = InsertMode::Append;
+    loop {
+        connection.execute_batch("BEGIN TRANSACTION")?;
+        let result = apply_in_transaction(connection, batch, mode).and_then(|()| Ok(connection.execute_batch("COMMIT")?));
+        match result {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let _ = connection.execute_batch("ROLLBACK");
+                if mode == InsertMode::Append && is_duplicate_key(&error) {
+                    tracing::info!(table = %batch.table, "batch holds rows that already exist (a replay); skipping them");
+                    mode = InsertMode::SkipExisting;
+                    continue;
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch, mode: InsertMode) -> Result<(), DestinationError> {
     let table = quote(&batch.table)?;
     let profile = &batch.profile;
     let existing = table_columns(connection, &batch.table)?;
@@ -261,38 +344,133 @@ fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch) -> Result
                 name => batch.schema.position(name).map_or(Slot::Missing, Slot::Record),
             })
             .collect();
-        connection.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE syncline_rows AS SELECT * FROM {table} LIMIT 0"
-        ))?;
-        {
-            let mut appender = connection.appender_to_catalog_and_db("syncline_rows", "temp", "main")?;
-            let synced = CellValue::Timestamp(batch.synced_at);
-            let null = CellValue::Null;
-            for row in &batch.rows {
-                let start = CellValue::Timestamp(row.start);
-                let end = profile.stored_end(row.end).map_or(CellValue::Null, CellValue::Timestamp);
-                let active = CellValue::Bool(row.end.is_none());
-                let hash = CellValue::Text(row.row_hash.clone());
-                let cells = slots.iter().map(|slot| {
-                    Cell(match slot {
-                        Slot::Record(position) => &row.values[*position],
-                        Slot::Start => &start,
-                        Slot::End => &end,
-                        Slot::Active => &active,
-                        Slot::Synced => &synced,
-                        Slot::Hash => &hash,
-                        Slot::Missing => &null,
-                    })
-                });
-                appender.append_row(duckdb::appender_params_from_iter(cells))?;
+        let record_batch = rows_to_arrow(batch, &columns, &slots)?;
+        match mode {
+            InsertMode::Append => {
+                let mut appender = connection.appender(&batch.table)?;
+                appender.append_record_batch(record_batch)?;
+                appender.flush()?;
             }
-            appender.flush()?;
+            InsertMode::SkipExisting => {
+                connection.execute_batch(&format!(
+                    "CREATE OR REPLACE TEMP TABLE syncline_rows AS SELECT * FROM {table} LIMIT 0"
+                ))?;
+                let mut appender = connection.appender_to_catalog_and_db("syncline_rows", "temp", "main")?;
+                appender.append_record_batch(record_batch)?;
+                appender.flush()?;
+                drop(appender);
+                connection.execute_batch(&format!(
+                    "INSERT INTO {table} SELECT * FROM temp.main.syncline_rows ON CONFLICT DO NOTHING; DROP TABLE temp.main.syncline_rows;"
+                ))?;
+            }
         }
-        connection.execute_batch(&format!(
-            "INSERT INTO {table} SELECT * FROM temp.main.syncline_rows ON CONFLICT DO NOTHING; DROP TABLE temp.main.syncline_rows;"
-        ))?;
     }
     Ok(())
+}
+
+/// A column builder for one physical column type.
+enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    BigInt(Int64Builder),
+    Double(Float64Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Text(StringBuilder),
+}
+
+impl ColumnBuilder {
+    fn for_type(column_type: ColumnType, capacity: usize) -> Self {
+        match column_type {
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
+            ColumnType::BigInt => ColumnBuilder::BigInt(Int64Builder::with_capacity(capacity)),
+            ColumnType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(capacity)),
+            ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
+            ColumnType::Json | ColumnType::Varchar => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
+        }
+    }
+
+    /// Appends a cell, converting it to the column's type the way the column was widened.
+    fn push(&mut self, cell: &CellValue) {
+        match (self, cell) {
+            (ColumnBuilder::Boolean(builder), CellValue::Bool(value)) => builder.append_value(*value),
+            (ColumnBuilder::BigInt(builder), CellValue::Int(value)) => builder.append_value(*value),
+            (ColumnBuilder::Double(builder), CellValue::Float(value)) => builder.append_value(*value),
+            (ColumnBuilder::Double(builder), CellValue::Int(value)) => builder.append_value(*value as f64),
+            (ColumnBuilder::Timestamp(builder), CellValue::Timestamp(millis)) => builder.append_value(millis * 1000),
+            (ColumnBuilder::Text(builder), CellValue::Text(text)) => builder.append_value(text),
+            (ColumnBuilder::Text(builder), CellValue::Null) => builder.append_null(),
+            (ColumnBuilder::Text(builder), other) => builder.append_value(cell_text(other)),
+            (ColumnBuilder::Boolean(builder), _) => builder.append_null(),
+            (ColumnBuilder::BigInt(builder), _) => builder.append_null(),
+            (ColumnBuilder::Double(builder), _) => builder.append_null(),
+            (ColumnBuilder::Timestamp(builder), _) => builder.append_null(),
+        }
+    }
+
+    fn finish(self) -> (DataType, ArrayRef) {
+        match self {
+            ColumnBuilder::Boolean(mut builder) => (DataType::Boolean, Arc::new(builder.finish())),
+            ColumnBuilder::BigInt(mut builder) => (DataType::Int64, Arc::new(builder.finish())),
+            ColumnBuilder::Double(mut builder) => (DataType::Float64, Arc::new(builder.finish())),
+            ColumnBuilder::Timestamp(mut builder) => (DataType::Timestamp(TimeUnit::Microsecond, None), Arc::new(builder.finish())),
+            ColumnBuilder::Text(mut builder) => (DataType::Utf8, Arc::new(builder.finish())),
+        }
+    }
+}
+
+/// A non-text cell as text, for a column widened to VARCHAR after the batch was planned.
+fn cell_text(cell: &CellValue) -> String {
+    match cell {
+        CellValue::Null => String::new(),
+        CellValue::Bool(value) => value.to_string(),
+        CellValue::Int(value) => value.to_string(),
+        CellValue::Float(value) => value.to_string(),
+        CellValue::Text(text) => text.clone(),
+        CellValue::Timestamp(millis) => syncline_core::format_timestamp(*millis),
+    }
+}
+
+/// The new rows of a batch as one Arrow record batch in the table's physical column order.
+fn rows_to_arrow(batch: &HistoryBatch, columns: &[(String, String)], slots: &[Slot]) -> Result<RecordBatch, DestinationError> {
+    let count = batch.rows.len();
+    let mut builders: Vec<ColumnBuilder> = columns
+        .iter()
+        .zip(slots)
+        .map(|((_, sql), slot)| {
+            let column_type = match slot {
+                Slot::Start | Slot::End | Slot::Synced => ColumnType::Timestamp,
+                Slot::Active => ColumnType::Boolean,
+                Slot::Hash => ColumnType::Varchar,
+                Slot::Record(_) | Slot::Missing => column_type_of(sql),
+            };
+            ColumnBuilder::for_type(column_type, count)
+        })
+        .collect();
+    let profile = &batch.profile;
+    let null = CellValue::Null;
+    for row in &batch.rows {
+        for (builder, slot) in builders.iter_mut().zip(slots) {
+            match slot {
+                Slot::Record(position) => builder.push(&row.values[*position]),
+                Slot::Missing => builder.push(&null),
+                Slot::Start => builder.push(&CellValue::Timestamp(row.start)),
+                Slot::End => builder.push(&profile.stored_end(row.end).map_or(CellValue::Null, CellValue::Timestamp)),
+                Slot::Active => builder.push(&CellValue::Bool(row.end.is_none())),
+                Slot::Synced => builder.push(&CellValue::Timestamp(batch.synced_at)),
+                Slot::Hash => match builder {
+                    ColumnBuilder::Text(text) => text.append_value(&row.row_hash),
+                    _ => unreachable!("the hash column is built as text"),
+                },
+            }
+        }
+    }
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for ((name, _), builder) in columns.iter().zip(builders) {
+        let (data_type, array) = builder.finish();
+        fields.push(Field::new(name, data_type, true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| DestinationError::Task(format!("arrow batch: {error}")))
 }
 
 /// Converts a stored timestamp column to milliseconds in SQL.
@@ -327,20 +505,7 @@ impl Destination for DuckDbDestination {
         if batch.is_empty() {
             return Ok(());
         }
-        self.with_connection(move |connection| {
-            connection.execute_batch("BEGIN TRANSACTION")?;
-            match apply_in_transaction(connection, &batch) {
-                Ok(()) => {
-                    connection.execute_batch("COMMIT")?;
-                    Ok(())
-                }
-                Err(error) => {
-                    let _ = connection.execute_batch("ROLLBACK");
-                    Err(error)
-                }
-            }
-        })
-        .await
+        self.with_connection(move |connection| apply_batch(connection, &batch)).await
     }
 
     async fn read_versions(

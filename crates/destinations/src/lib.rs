@@ -7,14 +7,17 @@
 
 pub mod conformance;
 mod duckdb;
+mod postgres;
 pub mod writer;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use syncline_core::{HistoryBatch, HistoryProfile, Millis, TableSchema};
+use syncline_state::postgres_url::{is_postgres_url, redact_url, split_postgres_url};
 
 pub use crate::duckdb::{DuckDbDestination, LockRetry};
+pub use crate::postgres::{physical_identifier, PostgresDestination, MAX_IDENTIFIER_BYTES};
 pub use writer::{HistoryTarget, HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats};
 
 /// Errors of a destination.
@@ -23,6 +26,9 @@ pub enum DestinationError {
     /// DuckDB failed.
     #[error("duckdb: {0}")]
     DuckDb(#[from] ::duckdb::Error),
+    /// PostgreSQL failed or could not be reached; nothing of the batch was committed.
+    #[error("postgres: {0}; check that the server is reachable and the user may create tables in the schema")]
+    Postgres(#[from] tokio_postgres::Error),
     /// The DuckDB file stayed locked by another process.
     #[error("duckdb file {path} is still locked by another process after {attempts} attempts; close the other connection (duckdb CLI, dbt) and run again")]
     Locked {
@@ -38,7 +44,7 @@ pub enum DestinationError {
     #[error("destination task failed: {0}")]
     Task(String),
     /// The destination URL is not understood.
-    #[error("destination url `{0}` is not understood; write duckdb://path/to/warehouse.duckdb")]
+    #[error("destination url `{0}` is not understood; write duckdb://path/to/warehouse.duckdb or postgres://user@host:5432/database?schema=name")]
     BadUrl(String),
 }
 
@@ -105,13 +111,34 @@ pub trait Destination: Send + Sync {
 }
 
 /// Which destination to write to, from configuration or a URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DestinationConfig {
     /// A DuckDB file: `duckdb://warehouse.duckdb`, `duckdb:///abs/path.duckdb`, or a plain path.
     DuckDb {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// A PostgreSQL database: `postgres://user[:password]@host:5432/database?schema=name`
+    /// (`postgresql://` too).
+    Postgres {
+        /// The server URL without the `schema` parameter; shown only with its password redacted.
+        url: String,
+        /// The schema of the history tables (`public` when the URL names none).
+        schema: String,
+    },
+}
+
+impl std::fmt::Debug for DestinationConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestinationConfig::DuckDb { path } => formatter.debug_struct("DuckDb").field("path", path).finish(),
+            DestinationConfig::Postgres { url, schema } => formatter
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .field("schema", schema)
+                .finish(),
+        }
+    }
 }
 
 impl std::str::FromStr for DestinationConfig {
@@ -124,8 +151,15 @@ impl std::str::FromStr for DestinationConfig {
             }
             return Ok(DestinationConfig::DuckDb { path: path.into() });
         }
+        if is_postgres_url(url) {
+            let parsed = split_postgres_url(url).ok_or_else(|| DestinationError::BadUrl(redact_url(url)))?;
+            return Ok(DestinationConfig::Postgres {
+                url: parsed.connection,
+                schema: parsed.schema.unwrap_or_else(|| "public".to_string()),
+            });
+        }
         if url.contains("://") {
-            return Err(DestinationError::BadUrl(url.to_string()));
+            return Err(DestinationError::BadUrl(redact_url(url)));
         }
         Ok(DestinationConfig::DuckDb { path: url.into() })
     }
@@ -135,6 +169,7 @@ impl std::str::FromStr for DestinationConfig {
 pub async fn open_destination(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
     match config {
         DestinationConfig::DuckDb { path } => Ok(Box::new(DuckDbDestination::new(path))),
+        DestinationConfig::Postgres { url, schema } => Ok(Box::new(PostgresDestination::open(url, schema).await?)),
     }
 }
 
@@ -165,6 +200,24 @@ mod tests {
         );
         assert_eq!(parse("w.duckdb").unwrap(), DestinationConfig::DuckDb { path: "w.duckdb".into() });
         assert!(parse("mysql://x").unwrap_err().to_string().contains("duckdb://"));
+        assert_eq!(
+            parse("postgres://ann@db:5433/w?schema=history&sslmode=disable").unwrap(),
+            DestinationConfig::Postgres {
+                url: "postgres://ann@db:5433/w?sslmode=disable".into(),
+                schema: "history".into()
+            }
+        );
+        assert_eq!(
+            parse("postgresql://ann@db/w").unwrap(),
+            DestinationConfig::Postgres {
+                url: "postgresql://ann@db/w".into(),
+                schema: "public".into()
+            }
+        );
+        let error = parse("postgres://ann:s3cret@db/w?schema=").unwrap_err().to_string();
+        assert!(error.contains("postgres://ann:***@") && !error.contains("s3cret"), "{error}");
+        let debug = format!("{:?}", parse("postgres://ann:s3cret@db/w").unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]

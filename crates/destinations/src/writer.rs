@@ -107,6 +107,7 @@ impl<'a> HistoryWriter<'a> {
     /// Plans a batch: reads the index entries of its ids and the table schema (once per
     /// writer), and assembles the rows.
     pub async fn prepare(&mut self, observed: Vec<Observed>, synced_at: Millis) -> Result<PreparedWrite, WriteError> {
+        let started = std::time::Instant::now();
         let mut observations = Vec::with_capacity(observed.len());
         let mut extras = Vec::with_capacity(observed.len());
         for item in observed {
@@ -117,6 +118,7 @@ impl<'a> HistoryWriter<'a> {
         ids.sort_unstable();
         ids.dedup();
         let current = self.state.current_versions(&self.target.source, &self.target.entity, &ids).await?;
+        let read_ms = started.elapsed().as_millis() as u64;
         let plan = plan_history(&current, &observations);
         if self.schema.is_none() {
             self.schema = Some(
@@ -137,6 +139,13 @@ impl<'a> HistoryWriter<'a> {
             &plan,
             synced_at,
         )?;
+        tracing::debug!(
+            table = %self.target.table,
+            observations = observations.len(),
+            read_ms,
+            plan_ms = started.elapsed().as_millis() as u64 - read_ms,
+            "batch planned"
+        );
         Ok(PreparedWrite {
             batch: Arc::new(batch),
             plan,
@@ -151,7 +160,9 @@ impl<'a> HistoryWriter<'a> {
             plan: plan.stats,
             schema_changes: batch.schema_changes.len(),
         };
+        let started = std::time::Instant::now();
         self.destination.apply(Arc::clone(&batch)).await?;
+        let apply_ms = started.elapsed().as_millis() as u64;
         self.schema = Some(batch.schema.clone());
         if !plan.index.is_empty() {
             let entries = plan
@@ -159,7 +170,8 @@ impl<'a> HistoryWriter<'a> {
                 .into_iter()
                 .map(|entry| {
                     let (record, terminal) = match entry.observation {
-                        Some(index) => (extras[index].0.take(), extras[index].1),
+                        Some(index) if entry.content_changed => (extras[index].0.take(), extras[index].1),
+                        Some(index) => (None, extras[index].1),
                         None => (None, false),
                     };
                     IndexWrite {
@@ -174,6 +186,14 @@ impl<'a> HistoryWriter<'a> {
                 .write_index(&self.target.source, &self.target.entity, entries, batch.synced_at)
                 .await?;
         }
+        tracing::debug!(
+            table = %self.target.table,
+            rows = batch.rows.len(),
+            closes = batch.closes.len(),
+            apply_ms,
+            index_ms = started.elapsed().as_millis() as u64 - apply_ms,
+            "batch committed"
+        );
         Ok(stats)
     }
 

@@ -6,6 +6,8 @@
 //! ([`conformance`]) that every backend runs.
 
 pub mod conformance;
+mod postgres;
+pub mod postgres_url;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use syncline_core::{CurrentVersion, Millis};
 
+pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;
 
 /// Errors of a state store.
@@ -29,11 +32,14 @@ pub enum StateError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The PostgreSQL server failed or could not be reached.
+    #[error("postgres state store: {0}; check that the server is reachable and the user may create tables in the schema")]
+    Postgres(#[from] tokio_postgres::Error),
     /// A blocking task failed.
     #[error("state store task failed: {0}")]
     Task(String),
     /// The state-store URL is not understood.
-    #[error("state store url `{0}` is not understood; write sqlite://path/to/state.db")]
+    #[error("state store url `{0}` is not understood; write sqlite://path/to/state.db or postgres://user@host:5432/database?schema=name")]
     BadUrl(String),
 }
 
@@ -106,13 +112,32 @@ pub trait StateStore: Send + Sync {
 }
 
 /// Which state store to use, from configuration or a URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StateConfig {
     /// An SQLite file: `sqlite://state.db`, `sqlite:///var/lib/syncline/state.db`, or a plain path.
     Sqlite {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// A PostgreSQL database: `postgres://user[:password]@host:5432/database[?schema=name]`
+    /// (`postgresql://` too). The tables go to the schema (created if missing), else to the
+    /// server's default search path.
+    Postgres {
+        /// The URL as given; shown only with its password redacted.
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateConfig::Sqlite { path } => formatter.debug_struct("Sqlite").field("path", path).finish(),
+            StateConfig::Postgres { url } => formatter
+                .debug_struct("Postgres")
+                .field("url", &postgres_url::redact_url(url))
+                .finish(),
+        }
+    }
 }
 
 impl std::str::FromStr for StateConfig {
@@ -125,8 +150,14 @@ impl std::str::FromStr for StateConfig {
             }
             return Ok(StateConfig::Sqlite { path: path.into() });
         }
+        if postgres_url::is_postgres_url(url) {
+            if postgres_url::split_postgres_url(url).is_none() {
+                return Err(StateError::BadUrl(postgres_url::redact_url(url)));
+            }
+            return Ok(StateConfig::Postgres { url: url.to_string() });
+        }
         if url.contains("://") {
-            return Err(StateError::BadUrl(url.to_string()));
+            return Err(StateError::BadUrl(postgres_url::redact_url(url)));
         }
         Ok(StateConfig::Sqlite { path: url.into() })
     }
@@ -136,6 +167,7 @@ impl std::str::FromStr for StateConfig {
 pub async fn open_state_store(config: &StateConfig) -> Result<Box<dyn StateStore>, StateError> {
     match config {
         StateConfig::Sqlite { path } => Ok(Box::new(SqliteStateStore::open(path)?)),
+        StateConfig::Postgres { url } => Ok(Box::new(PostgresStateStore::open(url).await?)),
     }
 }
 
@@ -146,4 +178,27 @@ pub(crate) fn join_hashes(hashes: &[String]) -> String {
 
 pub(crate) fn split_hashes(text: &str) -> Vec<String> {
     text.split(',').filter(|part| !part.is_empty()).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_the_state_store() {
+        let parse = |url: &str| url.parse::<StateConfig>();
+        assert_eq!(parse("state.db").unwrap(), StateConfig::Sqlite { path: "state.db".into() });
+        assert_eq!(
+            parse("postgres://ann@db:5432/w?schema=syncline").unwrap(),
+            StateConfig::Postgres {
+                url: "postgres://ann@db:5432/w?schema=syncline".into()
+            }
+        );
+        assert!(matches!(parse("postgresql://ann@db/w").unwrap(), StateConfig::Postgres { .. }));
+        let error = parse("postgres://ann:s3cret@db/w?schema=").unwrap_err().to_string();
+        assert!(error.contains("postgres://") && !error.contains("s3cret"), "{error}");
+        assert!(parse("mysql://x").unwrap_err().to_string().contains("sqlite://"));
+        let debug = format!("{:?}", parse("postgres://ann:s3cret@db/w").unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
 }

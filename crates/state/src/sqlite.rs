@@ -67,6 +67,7 @@ impl SqliteStateStore {
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "cache_size", -16_000)?;
         Self::from_connection(connection)
     }
 

@@ -1,0 +1,417 @@
+//! The HTTP engine: authentication (API token, OAuth2 refresh with durable rotation, client
+//! credentials), retries (429 honouring `Retry-After`; 5xx and timeouts with exponential backoff
+//! and jitter), a per-source request budget, and call and cost accounting.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use syncline_state::StateStore;
+use tokio::sync::Mutex;
+
+use crate::config::{AuthConfig, RetryConfig, Secret, SourceConfig};
+use crate::spec::ConnectorKind;
+use crate::ConnectorError;
+
+/// The state-store token name of a rotated refresh token.
+pub const REFRESH_TOKEN_NAME: &str = "oauth_refresh_token";
+
+/// Calls and cost of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// HTTP requests sent (retries and token requests included).
+    pub calls: u64,
+    /// Vendor cost of the successful requests.
+    pub cost: u64,
+}
+
+struct OAuthState {
+    access_token: Option<String>,
+    /// Increases on every new access token, so a request that failed with an old token does not
+    /// trigger a second refresh after another task already refreshed.
+    generation: u64,
+}
+
+enum Auth {
+    ApiToken(Secret),
+    Refresh {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        configured_refresh_token: Secret,
+    },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: String,
+    },
+}
+
+/// One source's HTTP client.
+pub struct HttpEngine {
+    client: reqwest::Client,
+    connector: ConnectorKind,
+    source: String,
+    base_url: String,
+    org_id: Option<String>,
+    auth: Auth,
+    oauth: Mutex<OAuthState>,
+    retry: RetryConfig,
+    budget: u64,
+    calls: AtomicU64,
+    cost: AtomicU64,
+    state: Arc<dyn StateStore>,
+    jitter: std::sync::Mutex<StdRng>,
+}
+
+impl std::fmt::Debug for HttpEngine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("HttpEngine")
+            .field("source", &self.source)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|duration| duration.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl HttpEngine {
+    /// An engine for one configured source.
+    pub fn new(source: &str, config: &SourceConfig, state: Arc<dyn StateStore>) -> Result<Self, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.retry.timeout_ms))
+            .build()
+            .map_err(|error| ConnectorError::Http(format!("cannot build the http client: {error}")))?;
+        let auth = match &config.auth {
+            AuthConfig::ApiToken { token } => Auth::ApiToken(token.clone()),
+            AuthConfig::Oauth2Refresh {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+            } => Auth::Refresh {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                configured_refresh_token: refresh_token.clone(),
+            },
+            AuthConfig::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => Auth::ClientCredentials {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                scope: scope.clone().unwrap_or_else(|| "all".to_string()),
+            },
+        };
+        Ok(Self {
+            client,
+            connector: config.connector,
+            source: source.to_string(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            org_id: config.org_id.clone(),
+            auth,
+            oauth: Mutex::new(OAuthState {
+                access_token: None,
+                generation: 0,
+            }),
+            retry: config.retry.clone(),
+            budget: config.request_budget,
+            calls: AtomicU64::new(0),
+            cost: AtomicU64::new(0),
+            state,
+            jitter: std::sync::Mutex::new(StdRng::seed_from_u64(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|duration| duration.as_nanos() as u64)
+                    .unwrap_or(7),
+            )),
+        })
+    }
+
+    /// Calls and cost so far.
+    pub fn stats(&self) -> CallStats {
+        CallStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            cost: self.cost.load(Ordering::Relaxed),
+        }
+    }
+
+    fn take_budget(&self) -> Result<(), ConnectorError> {
+        let used = self.calls.fetch_add(1, Ordering::Relaxed);
+        if used >= self.budget {
+            self.calls.fetch_sub(1, Ordering::Relaxed);
+            return Err(ConnectorError::BudgetExhausted {
+                source_name: self.source.clone(),
+                budget: self.budget,
+            });
+        }
+        Ok(())
+    }
+
+    /// The current access token (fetching one if needed) and its generation.
+    async fn access_token(&self) -> Result<(Option<String>, u64), ConnectorError> {
+        if matches!(self.auth, Auth::ApiToken(_)) {
+            return Ok((None, 0));
+        }
+        let mut oauth = self.oauth.lock().await;
+        if oauth.access_token.is_none() {
+            self.refresh_locked(&mut oauth).await?;
+        }
+        Ok((oauth.access_token.clone(), oauth.generation))
+    }
+
+    /// After a 401 with the token of `generation`: refresh, unless another task already did.
+    async fn refresh_after(&self, generation: u64) -> Result<(), ConnectorError> {
+        let mut oauth = self.oauth.lock().await;
+        if oauth.generation != generation && oauth.access_token.is_some() {
+            return Ok(());
+        }
+        self.refresh_locked(&mut oauth).await
+    }
+
+    async fn refresh_locked(&self, oauth: &mut OAuthState) -> Result<(), ConnectorError> {
+        let (token_url, mut form) = match &self.auth {
+            Auth::ApiToken(_) => return Ok(()),
+            Auth::Refresh {
+                token_url,
+                client_id,
+                client_secret,
+                configured_refresh_token,
+            } => {
+                let stored = self.state.token(&self.source, REFRESH_TOKEN_NAME).await?;
+                let refresh_token = stored.unwrap_or_else(|| configured_refresh_token.expose().to_string());
+                (
+                    token_url.clone(),
+                    vec![
+                        ("grant_type", "refresh_token".to_string()),
+                        ("refresh_token", refresh_token),
+                        ("client_id", client_id.clone()),
+                        ("client_secret", client_secret.expose().to_string()),
+                    ],
+                )
+            }
+            Auth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => (
+                token_url.clone(),
+                vec![
+                    ("grant_type", "client_credentials".to_string()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.expose().to_string()),
+                    ("scope", scope.clone()),
+                ],
+            ),
+        };
+        let mut attempt = 0;
+        let body: Value = loop {
+            attempt += 1;
+            self.take_budget()?;
+            let sent = self.client.post(&token_url).form(&form).send().await;
+            match sent {
+                Ok(response) if response.status().is_server_error() || response.status().as_u16() == 429 => {
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ConnectorError::Auth(format!(
+                            "token endpoint answered {} {attempt} times; try again later",
+                            response.status().as_u16()
+                        )));
+                    }
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    if !status.is_success() || body.get("error").is_some() || body.get("access_token").is_none() {
+                        let code = body.get("error").and_then(Value::as_str).unwrap_or("no access_token in the answer");
+                        return Err(ConnectorError::Auth(format!(
+                            "token endpoint refused the {} grant ({}: {code}); check client_id, client_secret and the refresh token, or authorize again",
+                            form[0].1,
+                            status.as_u16()
+                        )));
+                    }
+                    break body;
+                }
+                Err(error) => {
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ConnectorError::Http(format!(
+                            "token endpoint unreachable: {}",
+                            redact(&error.to_string())
+                        )));
+                    }
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+            }
+        };
+        form.clear();
+        if let (Auth::Refresh { .. }, Some(new_refresh)) = (&self.auth, body.get("refresh_token").and_then(Value::as_str)) {
+            // Durable before the new access token is used: a crash now must not lose the only
+            // refresh token the server still accepts.
+            self.state
+                .set_token(&self.source, REFRESH_TOKEN_NAME, new_refresh, now_ms())
+                .await?;
+        }
+        oauth.access_token = body.get("access_token").and_then(Value::as_str).map(str::to_string);
+        oauth.generation += 1;
+        tracing::info!(source = %self.source, generation = oauth.generation, "access token refreshed");
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .retry
+            .base_delay_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.retry.max_delay_ms);
+        let low = ceiling / 2;
+        let delay = if ceiling > low {
+            self.jitter.lock().map(|mut rng| rng.random_range(low..=ceiling)).unwrap_or(ceiling)
+        } else {
+            ceiling
+        };
+        Duration::from_millis(delay)
+    }
+
+    /// GETs `path` (relative to the API root) with query parameters and returns the JSON body,
+    /// `None` for `204 No Content` or a 404 of a detail endpoint.
+    pub async fn get(&self, path: &str, query: &[(String, String)], is_detail: bool) -> Result<Option<Value>, ConnectorError> {
+        let url = format!("{}{}", self.base_url, path);
+        // A token can expire mid-run more than once; a fresh token refused three times in a row is
+        // a credentials problem.
+        let mut refreshes = 0u32;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let (access_token, generation) = self.access_token().await?;
+            self.take_budget()?;
+            let mut request = self.client.get(&url).query(query);
+            request = match (&self.auth, &access_token) {
+                (Auth::ApiToken(token), _) => request.header("x-api-token", token.expose()),
+                (_, Some(token)) if self.connector == ConnectorKind::ZohoDesk => {
+                    request.header("Authorization", format!("Zoho-oauthtoken {token}"))
+                }
+                (_, Some(token)) => request.bearer_auth(token),
+                (_, None) => request,
+            };
+            if let Some(org_id) = &self.org_id {
+                request = request.header("orgId", org_id);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ConnectorError::Http(format!(
+                            "GET {path} failed {attempt} times, last: {}; check base_url and the network",
+                            redact(&error.to_string())
+                        )));
+                    }
+                    tracing::warn!(source = %self.source, path, attempt, "request failed, retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            match status {
+                200..=299 => {
+                    self.cost.fetch_add(self.connector.request_cost(path, is_detail), Ordering::Relaxed);
+                    if status == 204 {
+                        return Ok(None);
+                    }
+                    let body = response.json::<Value>().await.map_err(|error| {
+                        ConnectorError::Http(format!("GET {path} answered invalid JSON: {}", redact(&error.to_string())))
+                    })?;
+                    return Ok(Some(body));
+                }
+                401 if !matches!(self.auth, Auth::ApiToken(_)) && refreshes < 3 => {
+                    tracing::info!(source = %self.source, path, "access token rejected, refreshing");
+                    self.refresh_after(generation).await?;
+                    refreshes += 1;
+                    attempt -= 1;
+                }
+                401 | 403 => {
+                    return Err(ConnectorError::Auth(format!(
+                        "GET {path} answered {status}; check the source's credentials and their permissions"
+                    )))
+                }
+                404 if is_detail => return Ok(None),
+                429 => {
+                    let wait = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|text| text.trim().parse::<u64>().ok())
+                        .map(|secs| Duration::from_millis((secs * 1000).min(self.retry.max_delay_ms)))
+                        .unwrap_or_else(|| self.backoff(attempt));
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ConnectorError::RateLimited { path: path.to_string() });
+                    }
+                    tracing::warn!(source = %self.source, path, attempt, wait_ms = wait.as_millis() as u64, "rate limited, waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                500..=599 => {
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ConnectorError::Http(format!(
+                            "GET {path} answered {status} {attempt} times; the vendor is failing, try again later"
+                        )));
+                    }
+                    tracing::warn!(source = %self.source, path, status, attempt, "server error, retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                _ => {
+                    let text = response.text().await.unwrap_or_default();
+                    let text: String = text.chars().take(300).collect();
+                    return Err(ConnectorError::Http(format!("GET {path} answered {status}: {}", redact(&text))));
+                }
+            }
+        }
+    }
+}
+
+/// Removes query strings (which may carry `api_token`) from text shown to people.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skipping = false;
+    for character in text.chars() {
+        if character == '?' {
+            skipping = true;
+            out.push_str("?…");
+            continue;
+        }
+        if skipping && (character.is_whitespace() || character == ')') {
+            skipping = false;
+        }
+        if !skipping {
+            out.push(character);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_query_strings() {
+        assert_eq!(
+            redact("error sending request for url (http://x/api?api_token=abc)"),
+            "error sending request for url (http://x/api?…)"
+        );
+    }
+}

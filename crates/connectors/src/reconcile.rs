@@ -1,0 +1,598 @@
+//! The reconciler: per entity, incremental (since-filter from the cursor minus a lookback
+//! window, or a capped pull of the newest records where the API has no since-filter) or full
+//! (list everything, compare with the current-record index, write only what is new or newer,
+//! close ids that vanished upstream). Every record goes through the history engine, so an
+//! unchanged record is never rewritten.
+//!
+//! The decisions are pure functions ([`since_for`], [`select_changed`], [`advance_cursor`],
+//! [`dedupe_latest`]); the I/O around them is thin.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use syncline_core::{
+    flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, CurrentVersion, Millis, NamingOptions, Observation,
+    ObservationKind,
+};
+use syncline_destinations::{Destination, HistoryTarget, HistoryWriter, Observed, WriteStats};
+use syncline_state::StateStore;
+
+use crate::config::{InitialSync, SourceConfig, SynclineConfig};
+use crate::http::{CallStats, HttpEngine};
+use crate::list::{list_records, ListRequest};
+use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
+use crate::spec::{reconciler_supports, ConnectorKind, EntitySpec, SinceFilter};
+use crate::ConnectorError;
+
+/// Observations written per history batch.
+const BATCH_SIZE: usize = 2_000;
+
+/// How to reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Since-filter (or capped pull) from the cursor.
+    Incremental,
+    /// Every id compared with the current-record index; vanished ids closed as deleted.
+    Full,
+}
+
+impl SyncMode {
+    /// The name shown in the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Incremental => "incremental",
+            SyncMode::Full => "full",
+        }
+    }
+}
+
+/// What happened to one entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityReport {
+    /// Source name.
+    pub source: String,
+    /// Entity name.
+    pub entity: String,
+    /// `incremental`, `capped`, `full`, `baseline`.
+    pub method: String,
+    /// Records listed.
+    pub listed: usize,
+    /// Records fetched one by one (detail calls).
+    pub fetched: usize,
+    /// New versions written.
+    pub new_versions: usize,
+    /// Versions closed because a newer one superseded them.
+    pub closed: usize,
+    /// Records whose content had not changed (skipped).
+    pub unchanged: usize,
+    /// Ids closed as deleted.
+    pub deleted: usize,
+    /// API calls and cost.
+    pub calls: CallStats,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u64,
+    /// The error, when the entity failed.
+    pub error: Option<String>,
+}
+
+/// Progress notifications for a terminal display.
+pub trait Progress: Send + Sync {
+    /// An entity starts.
+    fn entity_started(&self, source: &str, entity: &str);
+    /// Records listed so far.
+    fn listed(&self, source: &str, entity: &str, count: usize);
+    /// An entity finished.
+    fn entity_finished(&self, report: &EntityReport);
+}
+
+/// A progress sink that shows nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn entity_started(&self, _: &str, _: &str) {}
+    fn listed(&self, _: &str, _: &str, _: usize) {}
+    fn entity_finished(&self, _: &EntityReport) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure decisions
+
+/// The since-filter start: the cursor minus the lookback window.
+pub fn since_for(cursor: Millis, lookback_ms: i64) -> Millis {
+    cursor.saturating_sub(lookback_ms)
+}
+
+/// The new cursor: the largest modified time seen, never moving backwards.
+pub fn advance_cursor(old: Option<Millis>, seen: impl IntoIterator<Item = Millis>) -> Option<Millis> {
+    seen.into_iter()
+        .fold(old, |best, time| Some(best.map_or(time, |best| best.max(time))))
+}
+
+/// Indexes of listed `(id, modified)` pairs that need writing: ids the index does not know, ids
+/// it holds as deleted, ids listed with a later modified time, and ids without a modified time
+/// (their content decides, through skip-if-unchanged).
+pub fn select_changed(listed: &[(String, Option<Millis>)], index: &HashMap<String, CurrentVersion>) -> Vec<usize> {
+    listed
+        .iter()
+        .enumerate()
+        .filter(|(_, (id, modified))| match (index.get(id), modified) {
+            (None, _) => true,
+            (Some(current), _) if current.end.is_some() => true,
+            (Some(current), Some(modified)) => *modified > current.modified,
+            (Some(_), None) => true,
+        })
+        .map(|(position, _)| position)
+        .collect()
+}
+
+/// Keeps one record per id (the one with the latest modified time, else the last listed), in
+/// first-seen order; offset paging can list a record twice when rows shift.
+pub fn dedupe_latest(records: Vec<(String, Option<Millis>, Value)>) -> Vec<(String, Option<Millis>, Value)> {
+    let mut position: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    let mut out: Vec<(String, Option<Millis>, Value)> = Vec::with_capacity(records.len());
+    for item in records {
+        match position.get(&item.0) {
+            Some(&at) => {
+                if item.1 >= out[at].1 {
+                    out[at] = item;
+                }
+            }
+            None => {
+                position.insert(item.0.clone(), out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// The id of a record as text.
+pub fn record_id(record: &Value, field: &str) -> Option<String> {
+    match &record[field] {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The modified time of a record.
+pub fn record_modified(record: &Value, spec: &EntitySpec) -> Option<Millis> {
+    spec.modified_field
+        .and_then(|field| record[field].as_str())
+        .and_then(parse_timestamp)
+}
+
+/// Turns a record into an observation at its modified time (else `observed_at`).
+pub fn observe(spec: &EntitySpec, record: Value, observed_at: Millis) -> Result<Observed, ConnectorError> {
+    let modified = record_modified(&record, spec);
+    let terminal = spec.terminal.is_some_and(|rule| rule.is_terminal(&record));
+    let raw = record.to_string();
+    let flat = flatten_record(record, NamingOptions::default())?;
+    let id = flat.primary_key(spec.id_field)?;
+    let hash = row_hash(&flat);
+    Ok(Observed {
+        observation: Observation {
+            id,
+            time: modified.unwrap_or(observed_at),
+            kind: ObservationKind::Upsert {
+                record: flat,
+                row_hash: hash,
+            },
+        },
+        raw: Some(raw),
+        terminal,
+    })
+}
+
+/// The since-filter time as the vendor wants it.
+pub fn format_since(filter: SinceFilter, since: Millis) -> String {
+    let text = format_timestamp(since);
+    match filter {
+        // Pipedrive: RFC 3339 in whole seconds (the filter is inclusive; seconds round down).
+        SinceFilter::UpdatedSince => format!("{}Z", &text[..19]),
+        SinceFilter::ModifiedTimeRange { .. } | SinceFilter::DateSearch { .. } => text,
+    }
+}
+
+/// The history target of an entity.
+pub fn history_target(config: &SynclineConfig, source: &str, spec: &EntitySpec) -> HistoryTarget {
+    let naming = NamingOptions::default();
+    let timestamp_columns = spec
+        .modified_field
+        .iter()
+        .chain(spec.timestamp_fields.iter())
+        .map(|field| snake_case_if(field, naming))
+        .collect();
+    HistoryTarget {
+        source: source.to_string(),
+        entity: spec.name.to_string(),
+        table: config.history.table_name(spec.name),
+        primary_key: snake_case_if(spec.id_field, naming),
+        profile: config.history.profile(),
+        timestamp_columns,
+    }
+}
+
+fn wall_clock_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|duration| duration.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// I/O
+
+/// Everything one source's run needs.
+pub struct SourceRun<'a> {
+    /// The whole configuration.
+    pub config: &'a SynclineConfig,
+    /// Source name.
+    pub source: &'a str,
+    /// The destination.
+    pub destination: &'a dyn Destination,
+    /// The state store.
+    pub state: Arc<dyn StateStore>,
+    /// Mode requested.
+    pub mode: SyncMode,
+    /// Only this entity, if given.
+    pub only_entity: Option<&'a str>,
+    /// Progress display.
+    pub progress: &'a dyn Progress,
+}
+
+/// Reconciles every selected entity of one source. An entity that fails is reported with its
+/// error and the others still run.
+pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
+    let source_config = &run.config.sources[run.source];
+    let entities: Vec<&'static str> = source_config
+        .selected_entities()
+        .into_iter()
+        .filter(|entity| run.only_entity.is_none_or(|only| only == *entity))
+        .collect();
+    if !reconciler_supports(source_config.connector) {
+        return entities
+            .iter()
+            .map(|entity| EntityReport {
+                source: run.source.to_string(),
+                entity: entity.to_string(),
+                method: run.mode.name().to_string(),
+                error: Some(format!(
+                    "the {} reconciler is not built yet; remove this source from the config or sync pipedrive only",
+                    source_config.connector.name()
+                )),
+                ..EntityReport::default()
+            })
+            .collect();
+    }
+    let engine = match HttpEngine::new(run.source, source_config, Arc::clone(&run.state)) {
+        Ok(engine) => engine,
+        Err(error) => {
+            return entities
+                .iter()
+                .map(|entity| EntityReport {
+                    source: run.source.to_string(),
+                    entity: entity.to_string(),
+                    error: Some(error.to_string()),
+                    ..EntityReport::default()
+                })
+                .collect()
+        }
+    };
+    let mut reports = Vec::with_capacity(entities.len());
+    for entity in entities {
+        let spec = source_config
+            .connector
+            .entity(entity)
+            .expect("selected entities come from the spec");
+        run.progress.entity_started(run.source, entity);
+        let started = Instant::now();
+        let calls_before = engine.stats();
+        let mut report = EntityReport {
+            source: run.source.to_string(),
+            entity: entity.to_string(),
+            ..EntityReport::default()
+        };
+        let result = sync_entity(&run, source_config, &engine, spec, &mut report).await;
+        let calls_after = engine.stats();
+        report.calls = CallStats {
+            calls: calls_after.calls - calls_before.calls,
+            cost: calls_after.cost - calls_before.cost,
+        };
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        if let Err(error) = result {
+            tracing::error!(source = run.source, entity, %error, "entity failed");
+            report.error = Some(error.to_string());
+        } else {
+            tracing::info!(
+                source = run.source,
+                entity,
+                method = %report.method,
+                listed = report.listed,
+                new_versions = report.new_versions,
+                deleted = report.deleted,
+                calls = report.calls.calls,
+                cost = report.calls.cost,
+                "entity synced"
+            );
+        }
+        run.progress.entity_finished(&report);
+        reports.push(report);
+    }
+    reports
+}
+
+fn cursor_key_value(cursor: Millis) -> String {
+    format_timestamp(cursor)
+}
+
+async fn sync_entity(
+    run: &SourceRun<'_>,
+    source_config: &SourceConfig,
+    engine: &HttpEngine,
+    spec: &EntitySpec,
+    report: &mut EntityReport,
+) -> Result<(), ConnectorError> {
+    let state = run.state.as_ref();
+    let cursor = state.cursor(run.source, spec.name).await?.as_deref().and_then(parse_timestamp);
+    let mode = match (run.mode, cursor) {
+        (SyncMode::Full, _) => SyncMode::Full,
+        (SyncMode::Incremental, Some(_)) => SyncMode::Incremental,
+        (SyncMode::Incremental, None) => match source_config.initial_sync {
+            InitialSync::Full => SyncMode::Full,
+            InitialSync::Baseline => {
+                report.method = "baseline".into();
+                let now = wall_clock_ms();
+                state.set_cursor(run.source, spec.name, &cursor_key_value(now), now).await?;
+                state.set_marker(run.source, "initial_sync", "baseline", now).await?;
+                return Ok(());
+            }
+        },
+    };
+    let page_size = source_config.page_size.unwrap_or(source_config.connector.max_page_size());
+    let mut names = if source_config.connector == ConnectorKind::Pipedrive {
+        Some(cached_field_names(engine, state, run.source, spec).await?)
+    } else {
+        None
+    };
+    let listing_started = wall_clock_ms();
+    let (request, method) = match (mode, spec.since_filter, cursor) {
+        (SyncMode::Incremental, Some(filter), Some(cursor)) => {
+            let since = since_for(cursor, (source_config.lookback_minutes * 60_000) as i64);
+            let mut params: Vec<(String, String)> = spec
+                .sort_modified_ascending
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let path = match filter {
+                SinceFilter::UpdatedSince => {
+                    params.push(("updated_since".into(), format_since(filter, since)));
+                    spec.list_path.to_string()
+                }
+                SinceFilter::ModifiedTimeRange { path } => {
+                    params.push((
+                        "modifiedTimeRange".into(),
+                        format!(
+                            "{},{}",
+                            format_since(filter, since),
+                            format_since(filter, wall_clock_ms() + 86_400_000)
+                        ),
+                    ));
+                    path.to_string()
+                }
+                SinceFilter::DateSearch { field } => {
+                    params.push(("datesearch".into(), field.to_string()));
+                    params.push(("startdate".into(), format_since(filter, since)));
+                    spec.list_path.to_string()
+                }
+            };
+            (
+                ListRequest {
+                    path,
+                    params,
+                    page_size,
+                    cap: None,
+                },
+                "incremental",
+            )
+        }
+        (SyncMode::Incremental, _, _) => (
+            ListRequest {
+                path: spec.list_path.to_string(),
+                params: spec
+                    .sort_modified_descending
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                page_size: page_size.min(source_config.capped_limit.max(1)),
+                cap: Some(source_config.capped_limit),
+            },
+            "capped",
+        ),
+        (SyncMode::Full, _, _) => (
+            ListRequest {
+                path: spec.list_path.to_string(),
+                params: spec.sort_id.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                page_size,
+                cap: None,
+            },
+            "full",
+        ),
+    };
+    report.method = method.to_string();
+    let source = run.source;
+    let progress = run.progress;
+    let mut records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+    if method == "capped" && records.len() > source_config.capped_limit {
+        // Unpaged lists come whole: keep the newest N.
+        records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
+        records.truncate(source_config.capped_limit);
+    }
+    report.listed = records.len();
+
+    if let Some(current_names) = names.as_mut() {
+        if records.iter().any(|record| !current_names.unknown_keys(record).is_empty()) {
+            *current_names = refresh_field_names(engine, state, run.source, spec).await?;
+        }
+    }
+    let keyed: Vec<(String, Option<Millis>, Value)> = records
+        .into_iter()
+        .filter_map(|record| {
+            let id = record_id(&record, spec.id_field)?;
+            let modified = record_modified(&record, spec);
+            Some((id, modified, record))
+        })
+        .collect();
+    let keyed = dedupe_latest(keyed);
+    let seen: HashSet<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
+    let new_cursor = advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified));
+
+    // Full: write only what the index does not already hold at that modified time.
+    let selected: Vec<(String, Option<Millis>, Value)> = if mode == SyncMode::Full {
+        let index = state.all_current_versions(run.source, spec.name).await?;
+        let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
+        let wanted: HashSet<usize> = select_changed(&pairs, &index).into_iter().collect();
+        report.unchanged += keyed.len() - wanted.len();
+        keyed
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| wanted.contains(position))
+            .map(|(_, item)| item)
+            .collect()
+    } else {
+        keyed
+    };
+
+    let target = history_target(run.config, run.source, spec);
+    let mut writer = HistoryWriter::new(run.destination, state, target);
+    let mut totals = WriteStats::default();
+    let observed_at = wall_clock_ms();
+    let mut batch: Vec<Observed> = Vec::with_capacity(BATCH_SIZE.min(selected.len()));
+    for (id, _, record) in selected {
+        let mut record = if spec.list_is_partial {
+            let path = spec.detail_path.replace("{id}", &id);
+            report.fetched += 1;
+            match engine.get(&path, &[], true).await? {
+                Some(body) => body.get("data").cloned().unwrap_or(body),
+                // Gone between list and detail: the next full reconcile closes it.
+                None => continue,
+            }
+        } else {
+            record
+        };
+        if let Some(names) = &names {
+            rename_custom_fields(names, &mut record);
+        }
+        batch.push(observe(spec, record, observed_at)?);
+        if batch.len() >= BATCH_SIZE {
+            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
+        }
+    }
+    if !batch.is_empty() {
+        totals += writer.write(batch, wall_clock_ms()).await?;
+    }
+    if mode == SyncMode::Full {
+        totals += writer.close_absent(&seen, listing_started, wall_clock_ms()).await?;
+    }
+    report.new_versions = totals.plan.versions;
+    report.closed = totals.plan.closed;
+    report.deleted = totals.plan.deleted;
+    report.unchanged += totals.plan.unchanged + totals.plan.ignored;
+    if let Some(new_cursor) = new_cursor {
+        if Some(new_cursor) != cursor {
+            state
+                .set_cursor(run.source, spec.name, &cursor_key_value(new_cursor), wall_clock_ms())
+                .await?;
+        }
+    } else if cursor.is_none() {
+        // An empty entity: remember that the first run happened.
+        state
+            .set_cursor(run.source, spec.name, &cursor_key_value(0), wall_clock_ms())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Renames Pipedrive custom-field keys in a record.
+pub fn rename_custom_fields(names: &FieldNames, record: &mut Value) {
+    names.rename(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(modified: Millis, deleted: bool) -> CurrentVersion {
+        CurrentVersion {
+            start: modified,
+            end: deleted.then_some(modified + 5),
+            row_hash: "h".into(),
+            modified,
+            hashes_at_modified: vec!["h".into()],
+        }
+    }
+
+    #[test]
+    fn select_changed_takes_new_newer_recreated_and_untimed() {
+        let index: HashMap<String, CurrentVersion> = [
+            ("same".to_string(), version(100, false)),
+            ("newer".to_string(), version(100, false)),
+            ("older".to_string(), version(100, false)),
+            ("deleted".to_string(), version(100, true)),
+            ("untimed".to_string(), version(100, false)),
+        ]
+        .into();
+        let listed = vec![
+            ("same".to_string(), Some(100)),
+            ("newer".to_string(), Some(101)),
+            ("older".to_string(), Some(99)),
+            ("deleted".to_string(), Some(100)),
+            ("untimed".to_string(), None),
+            ("new".to_string(), Some(1)),
+        ];
+        assert_eq!(select_changed(&listed, &index), vec![1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn cursor_only_moves_forward() {
+        assert_eq!(advance_cursor(None, []), None);
+        assert_eq!(advance_cursor(Some(50), [10, 40]), Some(50));
+        assert_eq!(advance_cursor(Some(50), [10, 70, 60]), Some(70));
+        assert_eq!(since_for(1_000_000, 600_000), 400_000);
+    }
+
+    #[test]
+    fn dedupe_keeps_latest_modified() {
+        let out = dedupe_latest(vec![
+            ("1".into(), Some(5), Value::from(1)),
+            ("2".into(), Some(5), Value::from(2)),
+            ("1".into(), Some(9), Value::from(3)),
+            ("1".into(), Some(7), Value::from(4)),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].2, Value::from(3));
+    }
+
+    #[test]
+    fn since_is_formatted_per_vendor() {
+        let time = parse_timestamp("2026-01-01T00:10:05.250Z").unwrap();
+        assert_eq!(format_since(SinceFilter::UpdatedSince, time), "2026-01-01T00:10:05Z");
+        assert_eq!(
+            format_since(SinceFilter::DateSearch { field: "last_update" }, time),
+            "2026-01-01T00:10:05.250Z"
+        );
+    }
+
+    #[test]
+    fn observation_uses_modified_time_and_terminal_rule() {
+        let spec = crate::spec::HALOPSA[1];
+        let record = serde_json::json!({"id": 7, "status_id": 9, "last_update": "2026-01-01T00:00:01.0000000Z"});
+        let observed = observe(&spec, record, 5).unwrap();
+        assert_eq!(observed.observation.id, "7");
+        assert_eq!(observed.observation.time, parse_timestamp("2026-01-01T00:00:01Z").unwrap());
+        assert!(observed.terminal);
+    }
+}

@@ -1,0 +1,478 @@
+//! Connectors as data: entities, endpoints, pagination kind, since-filter parameters, id and
+//! modified-time fields, terminal-state rule and detail endpoint.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A built-in connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// Pipedrive CRM.
+    Pipedrive,
+    /// Zoho Desk.
+    ZohoDesk,
+    /// HaloPSA.
+    Halopsa,
+}
+
+impl ConnectorKind {
+    /// The name used in config and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectorKind::Pipedrive => "pipedrive",
+            ConnectorKind::ZohoDesk => "zoho_desk",
+            ConnectorKind::Halopsa => "halopsa",
+        }
+    }
+
+    /// Every entity spec of the connector.
+    pub fn specs(self) -> &'static [EntitySpec] {
+        match self {
+            ConnectorKind::Pipedrive => PIPEDRIVE,
+            ConnectorKind::ZohoDesk => ZOHO_DESK,
+            ConnectorKind::Halopsa => HALOPSA,
+        }
+    }
+
+    /// The spec of one entity.
+    pub fn entity(self, name: &str) -> Option<&'static EntitySpec> {
+        self.specs().iter().find(|spec| spec.name == name)
+    }
+
+    /// Entity names in sync order.
+    pub fn entity_list(self) -> Vec<&'static str> {
+        self.specs().iter().map(|spec| spec.name).collect()
+    }
+
+    /// Entity names for messages.
+    pub fn entity_names(self) -> String {
+        self.entity_list().join(", ")
+    }
+
+    /// Largest list page.
+    pub fn max_page_size(self) -> usize {
+        match self {
+            ConnectorKind::Pipedrive => 500,
+            ConnectorKind::ZohoDesk => 100,
+            ConnectorKind::Halopsa => 100,
+        }
+    }
+
+    /// A base URL to show in messages.
+    pub fn example_base_url(self) -> &'static str {
+        match self {
+            ConnectorKind::Pipedrive => "https://COMPANY.pipedrive.com/api",
+            ConnectorKind::ZohoDesk => "https://desk.zoho.com/api/v1",
+            ConnectorKind::Halopsa => "https://TENANT.halopsa.com/api",
+        }
+    }
+
+    /// The auth types accepted, for messages.
+    pub fn auth_hint(self) -> &'static str {
+        match self {
+            ConnectorKind::Pipedrive => "\"api_token\" or \"oauth2_refresh\"",
+            ConnectorKind::ZohoDesk => "\"oauth2_refresh\"",
+            ConnectorKind::Halopsa => "\"client_credentials\"",
+        }
+    }
+
+    /// The API cost the vendor charges for a request (Pipedrive token costs: v2 list 10, v2
+    /// detail 1, v1 list 20, v1 detail 2; the others count calls).
+    pub fn request_cost(self, path: &str, is_detail: bool) -> u64 {
+        match self {
+            ConnectorKind::Pipedrive if path.starts_with("/v2/") => {
+                if is_detail {
+                    1
+                } else {
+                    10
+                }
+            }
+            ConnectorKind::Pipedrive => {
+                if is_detail {
+                    2
+                } else {
+                    20
+                }
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// How a list endpoint pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pagination {
+    /// Pipedrive v2: `cursor` + `limit`, next cursor at `additional_data.next_cursor`.
+    Cursor,
+    /// Pipedrive v1: `start` + `limit`, `additional_data.pagination.more_items_in_collection`.
+    StartLimit,
+    /// Zoho Desk: 0-based `from` + `limit`; an empty page is `204 No Content`.
+    FromLimit,
+    /// HaloPSA: `pageinate=true` + `page_size` + 1-based `page_no`, total in `record_count`.
+    PageNumber,
+    /// The whole list in one response.
+    Unpaged,
+}
+
+/// How a since-filter is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinceFilter {
+    /// Pipedrive v2 `updated_since=<RFC 3339, seconds>`.
+    UpdatedSince,
+    /// Zoho Desk search endpoint `modifiedTimeRange=<from>,<to>` (ISO, ms).
+    ModifiedTimeRange {
+        /// The search endpoint.
+        path: &'static str,
+    },
+    /// HaloPSA `datesearch=<field>&startdate=<from>&enddate=<to>`.
+    DateSearch {
+        /// The date field searched.
+        field: &'static str,
+    },
+}
+
+/// Records of an entity in a terminal state (closed tickets, paid invoices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalRule {
+    /// The field.
+    pub field: &'static str,
+    /// Values that are terminal (compared as text).
+    pub values: &'static [&'static str],
+}
+
+impl TerminalRule {
+    /// True when the record is terminal.
+    pub fn is_terminal(&self, record: &Value) -> bool {
+        let value = &record[self.field];
+        let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+        self.values.iter().any(|wanted| *wanted == text)
+    }
+}
+
+/// One entity of a connector, as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntitySpec {
+    /// Entity name (`deal`); the history table is `{name}_history`.
+    pub name: &'static str,
+    /// List endpoint, relative to the API root.
+    pub list_path: &'static str,
+    /// Where the records sit in a list response (`data`, `tickets`).
+    pub records_key: &'static str,
+    /// Pagination kind.
+    pub pagination: Pagination,
+    /// The since-filter, if the list has one; without, the reconciler uses a capped pull.
+    pub since_filter: Option<SinceFilter>,
+    /// Sort parameters for "oldest modified first" (incremental) as `(name, value)` pairs.
+    pub sort_modified_ascending: &'static [(&'static str, &'static str)],
+    /// Sort parameters for "newest modified first" (capped pull).
+    pub sort_modified_descending: &'static [(&'static str, &'static str)],
+    /// Sort parameters for a stable full listing (by id).
+    pub sort_id: &'static [(&'static str, &'static str)],
+    /// Id field.
+    pub id_field: &'static str,
+    /// Modified-time field, if the entity has one.
+    pub modified_field: Option<&'static str>,
+    /// Other fields typed as timestamps.
+    pub timestamp_fields: &'static [&'static str],
+    /// Terminal-state rule.
+    pub terminal: Option<TerminalRule>,
+    /// Detail endpoint (`{id}` replaced).
+    pub detail_path: &'static str,
+    /// True when list rows lack fields the detail has (then changed rows are fetched one by one).
+    pub list_is_partial: bool,
+    /// Pipedrive field-definition endpoint naming the custom-field hash keys.
+    pub fields_path: Option<&'static str>,
+}
+
+const PD_ASC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "asc")];
+const PD_DESC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "desc")];
+const PD_ID: &[(&str, &str)] = &[("sort_by", "id"), ("sort_direction", "asc")];
+
+const fn pipedrive_v2(
+    name: &'static str,
+    list_path: &'static str,
+    detail_path: &'static str,
+    since: bool,
+    fields_path: Option<&'static str>,
+) -> EntitySpec {
+    EntitySpec {
+        name,
+        list_path,
+        records_key: "data",
+        pagination: Pagination::Cursor,
+        since_filter: if since { Some(SinceFilter::UpdatedSince) } else { None },
+        sort_modified_ascending: PD_ASC,
+        sort_modified_descending: PD_DESC,
+        sort_id: PD_ID,
+        id_field: "id",
+        modified_field: Some("update_time"),
+        timestamp_fields: &["add_time"],
+        terminal: None,
+        detail_path,
+        list_is_partial: false,
+        fields_path,
+    }
+}
+
+/// Pipedrive: v2 lists (complete records) for deals, organizations, persons, pipelines and
+/// stages; v1 for users (whole list, no since-filter).
+pub static PIPEDRIVE: &[EntitySpec] = &[
+    EntitySpec {
+        pagination: Pagination::Unpaged,
+        sort_modified_ascending: &[],
+        sort_modified_descending: &[],
+        sort_id: &[],
+        modified_field: Some("modified"),
+        timestamp_fields: &["created"],
+        ..pipedrive_v2("user", "/v1/users", "/v1/users/{id}", false, None)
+    },
+    pipedrive_v2("pipeline", "/v2/pipelines", "/v2/pipelines/{id}", false, None),
+    pipedrive_v2("stage", "/v2/stages", "/v2/stages/{id}", false, None),
+    pipedrive_v2(
+        "organization",
+        "/v2/organizations",
+        "/v2/organizations/{id}",
+        true,
+        Some("/v2/organizationFields"),
+    ),
+    pipedrive_v2("person", "/v2/persons", "/v2/persons/{id}", true, Some("/v2/personFields")),
+    pipedrive_v2("deal", "/v2/deals", "/v2/deals/{id}", true, Some("/v2/dealFields")),
+];
+
+const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
+const ZOHO_DESC: &[(&str, &str)] = &[("sortBy", "-modifiedTime")];
+const ZOHO_CREATED_DESC: &[(&str, &str)] = &[("sortBy", "-createdTime")];
+
+/// Zoho Desk (data only in this build; the reconciler does not drive it yet).
+pub static ZOHO_DESK: &[EntitySpec] = &[
+    EntitySpec {
+        name: "department",
+        list_path: "/departments",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: None,
+        sort_modified_ascending: &[],
+        sort_modified_descending: &[],
+        sort_id: &[],
+        id_field: "id",
+        modified_field: None,
+        timestamp_fields: &["createdTime"],
+        terminal: None,
+        detail_path: "/departments/{id}",
+        list_is_partial: false,
+        fields_path: None,
+    },
+    EntitySpec {
+        name: "agent",
+        list_path: "/agents",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: None,
+        sort_modified_ascending: &[],
+        sort_modified_descending: &[],
+        sort_id: &[],
+        id_field: "id",
+        modified_field: None,
+        timestamp_fields: &[],
+        terminal: None,
+        detail_path: "/agents/{id}",
+        list_is_partial: false,
+        fields_path: None,
+    },
+    EntitySpec {
+        name: "contact",
+        list_path: "/contacts",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: None,
+        sort_modified_ascending: ZOHO_ASC,
+        sort_modified_descending: ZOHO_DESC,
+        sort_id: ZOHO_CREATED_DESC,
+        id_field: "id",
+        modified_field: Some("modifiedTime"),
+        timestamp_fields: &["createdTime"],
+        terminal: None,
+        detail_path: "/contacts/{id}",
+        list_is_partial: false,
+        fields_path: None,
+    },
+    EntitySpec {
+        name: "ticket",
+        list_path: "/tickets",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: Some(SinceFilter::ModifiedTimeRange { path: "/tickets/search" }),
+        sort_modified_ascending: ZOHO_ASC,
+        sort_modified_descending: ZOHO_DESC,
+        sort_id: ZOHO_CREATED_DESC,
+        id_field: "id",
+        modified_field: Some("modifiedTime"),
+        timestamp_fields: &["createdTime", "dueDate", "closedTime"],
+        terminal: Some(TerminalRule {
+            field: "status",
+            values: &["Closed"],
+        }),
+        detail_path: "/tickets/{id}",
+        list_is_partial: true,
+        fields_path: None,
+    },
+    EntitySpec {
+        name: "thread",
+        list_path: "/tickets/{parent}/threads",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: None,
+        sort_modified_ascending: &[],
+        sort_modified_descending: &[],
+        sort_id: &[],
+        id_field: "id",
+        modified_field: None,
+        timestamp_fields: &["createdTime"],
+        terminal: None,
+        detail_path: "/tickets/{parent}/threads/{id}",
+        list_is_partial: true,
+        fields_path: None,
+    },
+    EntitySpec {
+        name: "comment",
+        list_path: "/tickets/{parent}/comments",
+        records_key: "data",
+        pagination: Pagination::FromLimit,
+        since_filter: None,
+        sort_modified_ascending: &[],
+        sort_modified_descending: &[],
+        sort_id: &[],
+        id_field: "id",
+        modified_field: Some("modifiedTime"),
+        timestamp_fields: &["commentedTime"],
+        terminal: None,
+        detail_path: "/tickets/{parent}/comments/{id}",
+        list_is_partial: false,
+        fields_path: None,
+    },
+];
+
+const HALO_DESC: &[(&str, &str)] = &[("order", "id"), ("orderdesc", "true")];
+const HALO_ID: &[(&str, &str)] = &[("order", "id")];
+
+const fn halo(
+    name: &'static str,
+    list_path: &'static str,
+    records_key: &'static str,
+    detail_path: &'static str,
+    modified_field: &'static str,
+    since_filter: Option<SinceFilter>,
+    terminal: TerminalRule,
+) -> EntitySpec {
+    EntitySpec {
+        name,
+        list_path,
+        records_key,
+        pagination: Pagination::PageNumber,
+        since_filter,
+        sort_modified_ascending: HALO_ID,
+        sort_modified_descending: HALO_DESC,
+        sort_id: HALO_ID,
+        id_field: "id",
+        modified_field: Some(modified_field),
+        timestamp_fields: &["datecreated", "dateoccurred"],
+        terminal: Some(terminal),
+        detail_path,
+        list_is_partial: false,
+        fields_path: None,
+    }
+}
+
+/// HaloPSA (data only in this build; the reconciler does not drive it yet).
+pub static HALOPSA: &[EntitySpec] = &[
+    halo(
+        "client",
+        "/Client",
+        "clients",
+        "/Client/{id}",
+        "last_update",
+        None,
+        TerminalRule {
+            field: "inactive",
+            values: &["true"],
+        },
+    ),
+    halo(
+        "ticket",
+        "/Tickets",
+        "tickets",
+        "/Tickets/{id}",
+        "last_update",
+        Some(SinceFilter::DateSearch { field: "last_update" }),
+        TerminalRule {
+            field: "status_id",
+            values: &["9"],
+        },
+    ),
+    halo(
+        "invoice",
+        "/Invoice",
+        "invoices",
+        "/Invoice/{id}",
+        "last_modified",
+        None,
+        TerminalRule {
+            field: "paymentstatus",
+            values: &["2"],
+        },
+    ),
+    halo(
+        "quotation",
+        "/Quotation",
+        "quotes",
+        "/Quotation/{id}",
+        "last_update_time",
+        None,
+        TerminalRule {
+            field: "status",
+            values: &["3"],
+        },
+    ),
+];
+
+/// Whether the reconciler of this build drives the connector.
+pub fn reconciler_supports(connector: ConnectorKind) -> bool {
+    connector == ConnectorKind::Pipedrive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_issue_entity_is_described() {
+        assert_eq!(
+            ConnectorKind::Pipedrive.entity_list(),
+            ["user", "pipeline", "stage", "organization", "person", "deal"]
+        );
+        assert_eq!(ConnectorKind::ZohoDesk.entity_list().len(), 6);
+        assert_eq!(ConnectorKind::Halopsa.entity_list().len(), 4);
+        for connector in [ConnectorKind::Pipedrive, ConnectorKind::ZohoDesk, ConnectorKind::Halopsa] {
+            for spec in connector.specs() {
+                assert!(spec.detail_path.contains("{id}"), "{}", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_rules_compare_as_text() {
+        let rule = HALOPSA[1].terminal.unwrap();
+        assert!(rule.is_terminal(&serde_json::json!({"status_id": 9})));
+        assert!(!rule.is_terminal(&serde_json::json!({"status_id": 2})));
+    }
+
+    #[test]
+    fn pipedrive_costs_follow_the_token_table() {
+        let pd = ConnectorKind::Pipedrive;
+        assert_eq!(pd.request_cost("/v2/deals", false), 10);
+        assert_eq!(pd.request_cost("/v2/deals/1", true), 1);
+        assert_eq!(pd.request_cost("/v1/users", false), 20);
+        assert_eq!(ConnectorKind::Halopsa.request_cost("/Tickets", false), 1);
+    }
+}
