@@ -6,8 +6,8 @@ pub type Millis = i64;
 /// `9999-12-31 23:59:59` UTC: the end of a current version in the `fivetran` profile.
 pub const FAR_FUTURE: Millis = 253_402_300_799_000;
 
-/// Days since the epoch of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
@@ -17,8 +17,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// The date of a day number since the epoch.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// The date `(year, month, day)` of a day number since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let days = days + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;
