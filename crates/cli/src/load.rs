@@ -81,8 +81,8 @@ pub struct LoadArgs {
     /// Keep field names as they are instead of converting them to snake_case.
     #[arg(long)]
     pub keep_names: bool,
-    /// Records per transaction.
-    #[arg(long, default_value_t = 50_000)]
+    /// Records per transaction (larger is faster, smaller uses less memory).
+    #[arg(long, default_value_t = 20_000)]
     pub batch_size: usize,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -216,7 +216,11 @@ fn validate_range(path: &Path, start: u64, end: u64, plan: &LoadPlan) -> anyhow:
             continue;
         }
         if let Err(error) = plan.parse(line.trim_end_matches(['\n', '\r'])) {
-            return Ok(RangeCheck { lines, records, bad: Some((lines, error)) });
+            return Ok(RangeCheck {
+                lines,
+                records,
+                bad: Some((lines, error)),
+            });
         }
         records += 1;
     }

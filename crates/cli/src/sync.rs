@@ -50,10 +50,20 @@ pub async fn run_check(args: CheckArgs) -> anyhow::Result<()> {
     let config = SynclineConfig::load(&args.config)?;
     println!("{}: ok", args.config.display());
     for (name, source) in &config.sources {
-        let support = if reconciler_supports(source.connector) {
-            ""
+        let unsupported: Vec<&str> = source
+            .selected_entities()
+            .into_iter()
+            .filter(|entity| {
+                source
+                    .connector
+                    .entity(entity)
+                    .is_some_and(|spec| !reconciler_supports(source.connector, spec))
+            })
+            .collect();
+        let support = if unsupported.is_empty() {
+            String::new()
         } else {
-            " (connector described; its reconciler is not built yet)"
+            format!(" (not reconciled by this build yet: {})", unsupported.join(", "))
         };
         println!(
             "  source {name}: {} {}, entities {}{support}",

@@ -149,6 +149,29 @@ fn malformed_line_names_its_number_and_writes_nothing() {
 }
 
 #[test]
+fn bad_lines_are_numbered_in_either_half_of_the_file() {
+    for bad in [3usize, 777] {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("many.jsonl");
+        let lines: Vec<String> = (1..=1000)
+            .map(|number| {
+                if number == bad {
+                    "{\"id\": }".to_string()
+                } else {
+                    format!("{{\"id\": {number}}}")
+                }
+            })
+            .collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let output = syncline(directory.path(), &["--entity", "deal", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(&format!("line {bad}:")), "line {bad} must be named: {stderr}");
+        assert!(!directory.path().join("warehouse.duckdb").exists());
+    }
+}
+
+#[test]
 fn record_without_primary_key_is_rejected_clearly() {
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("nokey.jsonl");

@@ -317,7 +317,7 @@ impl HttpEngine {
                 Err(error) => {
                     if attempt >= self.retry.max_attempts {
                         return Err(ConnectorError::Http(format!(
-                            "GET {path} failed {attempt} times, last: {}; check base_url and the network",
+                            "GET {path} failed after {attempt} attempts, last: {}; check base_url and the network",
                             redact(&error.to_string())
                         )));
                     }
@@ -367,7 +367,7 @@ impl HttpEngine {
                 500..=599 => {
                     if attempt >= self.retry.max_attempts {
                         return Err(ConnectorError::Http(format!(
-                            "GET {path} answered {status} {attempt} times; the vendor is failing, try again later"
+                            "GET {path} answered {status} on all {attempt} attempts; the vendor is failing, try again later"
                         )));
                     }
                     tracing::warn!(source = %self.source, path, status, attempt, "server error, retrying");

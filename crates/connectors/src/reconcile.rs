@@ -165,8 +165,39 @@ pub fn record_modified(record: &Value, spec: &EntitySpec) -> Option<Millis> {
         .and_then(parse_timestamp)
 }
 
+/// Vendors sometimes send both a flat field and a nested object that flattens onto it (HaloPSA
+/// tickets: `priority_name` and `priority: {"name": ..}`). Such a nested object is kept whole,
+/// as its JSON text in one column named after it, so no value is dropped and no column clashes.
+pub fn avoid_column_collisions(record: &mut Value) {
+    let Value::Object(map) = record else { return };
+    let naming = NamingOptions::default();
+    let flat_names: HashSet<String> = map
+        .iter()
+        .filter(|(_, value)| !value.is_object())
+        .map(|(key, _)| snake_case_if(key, naming))
+        .collect();
+    let clashing: Vec<String> = map
+        .iter()
+        .filter(|(_, value)| value.is_object())
+        .filter(|(key, value)| {
+            let single = Value::Object([((*key).clone(), (*value).clone())].into_iter().collect());
+            match flatten_record(single, naming) {
+                Ok(flat) => flat.fields.iter().any(|(column, _)| flat_names.contains(column)),
+                Err(_) => true,
+            }
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in clashing {
+        if let Some(value) = map.get_mut(&key) {
+            *value = Value::String(value.to_string());
+        }
+    }
+}
+
 /// Turns a record into an observation at its modified time (else `observed_at`).
-pub fn observe(spec: &EntitySpec, record: Value, observed_at: Millis) -> Result<Observed, ConnectorError> {
+pub fn observe(spec: &EntitySpec, mut record: Value, observed_at: Millis) -> Result<Observed, ConnectorError> {
+    avoid_column_collisions(&mut record);
     let modified = record_modified(&record, spec);
     let terminal = spec.terminal.is_some_and(|rule| rule.is_terminal(&record));
     let raw = record.to_string();
@@ -253,21 +284,6 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
         .into_iter()
         .filter(|entity| run.only_entity.is_none_or(|only| only == *entity))
         .collect();
-    if !reconciler_supports(source_config.connector) {
-        return entities
-            .iter()
-            .map(|entity| EntityReport {
-                source: run.source.to_string(),
-                entity: entity.to_string(),
-                method: run.mode.name().to_string(),
-                error: Some(format!(
-                    "the {} reconciler is not built yet; remove this source from the config or sync pipedrive only",
-                    source_config.connector.name()
-                )),
-                ..EntityReport::default()
-            })
-            .collect();
-    }
     let engine = match HttpEngine::new(run.source, source_config, Arc::clone(&run.state)) {
         Ok(engine) => engine,
         Err(error) => {
@@ -288,12 +304,29 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
             .connector
             .entity(entity)
             .expect("selected entities come from the spec");
+        if !reconciler_supports(source_config.connector, spec) {
+            let report = EntityReport {
+                source: run.source.to_string(),
+                entity: entity.to_string(),
+                method: run.mode.name().to_string(),
+                error: Some(format!(
+                    "the {} {entity} reconciler is not built yet; remove `{entity}` from sources.{}.entities",
+                    source_config.connector.name(),
+                    run.source
+                )),
+                ..EntityReport::default()
+            };
+            run.progress.entity_finished(&report);
+            reports.push(report);
+            continue;
+        }
         run.progress.entity_started(run.source, entity);
         let started = Instant::now();
         let calls_before = engine.stats();
         let mut report = EntityReport {
             source: run.source.to_string(),
             entity: entity.to_string(),
+            method: run.mode.name().to_string(),
             ..EntityReport::default()
         };
         let result = sync_entity(&run, source_config, &engine, spec, &mut report).await;
@@ -346,7 +379,8 @@ async fn sync_entity(
             InitialSync::Baseline => {
                 report.method = "baseline".into();
                 let now = wall_clock_ms();
-                state.set_cursor(run.source, spec.name, &cursor_key_value(now), now).await?;
+                let baseline = upstream_now(engine, spec).await?.unwrap_or(now);
+                state.set_cursor(run.source, spec.name, &cursor_key_value(baseline), now).await?;
                 state.set_marker(run.source, "initial_sync", "baseline", now).await?;
                 return Ok(());
             }
@@ -516,6 +550,27 @@ async fn sync_entity(
     Ok(())
 }
 
+/// "Now" in the upstream's clock, for a baseline: the modified time of the newest record (one
+/// small list call), so a skewed local clock cannot hide changes. `None` when the entity has no
+/// modified time or no record.
+async fn upstream_now(engine: &HttpEngine, spec: &EntitySpec) -> Result<Option<Millis>, ConnectorError> {
+    if spec.modified_field.is_none() || spec.sort_modified_descending.is_empty() {
+        return Ok(None);
+    }
+    let request = ListRequest {
+        path: spec.list_path.to_string(),
+        params: spec
+            .sort_modified_descending
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        page_size: 1,
+        cap: Some(1),
+    };
+    let records = list_records(engine, spec, &request, |_| {}).await?;
+    Ok(records.iter().filter_map(|record| record_modified(record, spec)).max())
+}
+
 /// Renames Pipedrive custom-field keys in a record.
 pub fn rename_custom_fields(names: &FieldNames, record: &mut Value) {
     names.rename(record);
@@ -574,6 +629,15 @@ mod tests {
         ]);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].2, Value::from(3));
+    }
+
+    #[test]
+    fn clashing_nested_objects_become_json_text() {
+        let mut record =
+            serde_json::json!({"id": 1, "priority_name": "High", "priority": {"name": "High", "id": 2}, "owner": {"name": "A"}});
+        avoid_column_collisions(&mut record);
+        assert_eq!(record["priority"], Value::String("{\"id\":2,\"name\":\"High\"}".into()));
+        assert!(record["owner"].is_object());
     }
 
     #[test]

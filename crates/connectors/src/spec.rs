@@ -242,9 +242,10 @@ pub static PIPEDRIVE: &[EntitySpec] = &[
 
 const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
 const ZOHO_DESC: &[(&str, &str)] = &[("sortBy", "-modifiedTime")];
-const ZOHO_CREATED_DESC: &[(&str, &str)] = &[("sortBy", "-createdTime")];
+const ZOHO_ID: &[(&str, &str)] = &[("sortBy", "id")];
 
-/// Zoho Desk (data only in this build; the reconciler does not drive it yet).
+/// Zoho Desk. Threads and comments are sub-resources of tickets (`{parent}` in their paths);
+/// the reconciler of this build does not drive them yet.
 pub static ZOHO_DESK: &[EntitySpec] = &[
     EntitySpec {
         name: "department",
@@ -254,7 +255,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         since_filter: None,
         sort_modified_ascending: &[],
         sort_modified_descending: &[],
-        sort_id: &[],
+        sort_id: ZOHO_ID,
         id_field: "id",
         modified_field: None,
         timestamp_fields: &["createdTime"],
@@ -271,7 +272,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         since_filter: None,
         sort_modified_ascending: &[],
         sort_modified_descending: &[],
-        sort_id: &[],
+        sort_id: ZOHO_ID,
         id_field: "id",
         modified_field: None,
         timestamp_fields: &[],
@@ -288,7 +289,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         since_filter: None,
         sort_modified_ascending: ZOHO_ASC,
         sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_CREATED_DESC,
+        sort_id: ZOHO_ID,
         id_field: "id",
         modified_field: Some("modifiedTime"),
         timestamp_fields: &["createdTime"],
@@ -305,7 +306,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         since_filter: Some(SinceFilter::ModifiedTimeRange { path: "/tickets/search" }),
         sort_modified_ascending: ZOHO_ASC,
         sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_CREATED_DESC,
+        sort_id: ZOHO_ID,
         id_field: "id",
         modified_field: Some("modifiedTime"),
         timestamp_fields: &["createdTime", "dueDate", "closedTime"],
@@ -314,7 +315,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
             values: &["Closed"],
         }),
         detail_path: "/tickets/{id}",
-        list_is_partial: true,
+        list_is_partial: false,
         fields_path: None,
     },
     EntitySpec {
@@ -325,10 +326,10 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         since_filter: None,
         sort_modified_ascending: &[],
         sort_modified_descending: &[],
-        sort_id: &[],
+        sort_id: ZOHO_ID,
         id_field: "id",
-        modified_field: None,
-        timestamp_fields: &["createdTime"],
+        modified_field: Some("createdTime"),
+        timestamp_fields: &[],
         terminal: None,
         detail_path: "/tickets/{parent}/threads/{id}",
         list_is_partial: true,
@@ -353,16 +354,20 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
     },
 ];
 
-const HALO_DESC: &[(&str, &str)] = &[("order", "id"), ("orderdesc", "true")];
 const HALO_ID: &[(&str, &str)] = &[("order", "id")];
+const HALO_ID_DESC: &[(&str, &str)] = &[("order", "id"), ("orderdesc", "true")];
+const HALO_TICKET_ASC: &[(&str, &str)] = &[("order", "last_update")];
+const HALO_TICKET_DESC: &[(&str, &str)] = &[("order", "last_update"), ("orderdesc", "true")];
+const HALO_INVOICE_DESC: &[(&str, &str)] = &[("order", "last_modified"), ("orderdesc", "true")];
+const HALO_QUOTE_DESC: &[(&str, &str)] = &[("order", "last_update_time"), ("orderdesc", "true")];
 
 const fn halo(
     name: &'static str,
     list_path: &'static str,
     records_key: &'static str,
     detail_path: &'static str,
-    modified_field: &'static str,
-    since_filter: Option<SinceFilter>,
+    modified_field: Option<&'static str>,
+    newest_first: &'static [(&'static str, &'static str)],
     terminal: TerminalRule,
 ) -> EntitySpec {
     EntitySpec {
@@ -370,13 +375,13 @@ const fn halo(
         list_path,
         records_key,
         pagination: Pagination::PageNumber,
-        since_filter,
+        since_filter: None,
         sort_modified_ascending: HALO_ID,
-        sort_modified_descending: HALO_DESC,
+        sort_modified_descending: newest_first,
         sort_id: HALO_ID,
         id_field: "id",
-        modified_field: Some(modified_field),
-        timestamp_fields: &["datecreated", "dateoccurred"],
+        modified_field,
+        timestamp_fields: &["datecreated", "dateoccurred", "dateclosed", "invoice_date", "duedate", "date"],
         terminal: Some(terminal),
         detail_path,
         list_is_partial: false,
@@ -384,39 +389,44 @@ const fn halo(
     }
 }
 
-/// HaloPSA (data only in this build; the reconciler does not drive it yet).
+/// HaloPSA: tickets have the `datesearch` since-filter; invoices, quotations and clients get a
+/// capped pull of the newest records (clients carry no modified time).
 pub static HALOPSA: &[EntitySpec] = &[
     halo(
         "client",
         "/Client",
         "clients",
         "/Client/{id}",
-        "last_update",
         None,
+        HALO_ID_DESC,
         TerminalRule {
             field: "inactive",
             values: &["true"],
         },
     ),
-    halo(
-        "ticket",
-        "/Tickets",
-        "tickets",
-        "/Tickets/{id}",
-        "last_update",
-        Some(SinceFilter::DateSearch { field: "last_update" }),
-        TerminalRule {
-            field: "status_id",
-            values: &["9"],
-        },
-    ),
+    EntitySpec {
+        since_filter: Some(SinceFilter::DateSearch { field: "last_update" }),
+        sort_modified_ascending: HALO_TICKET_ASC,
+        ..halo(
+            "ticket",
+            "/Tickets",
+            "tickets",
+            "/Tickets/{id}",
+            Some("last_update"),
+            HALO_TICKET_DESC,
+            TerminalRule {
+                field: "status_id",
+                values: &["9"],
+            },
+        )
+    },
     halo(
         "invoice",
         "/Invoice",
         "invoices",
         "/Invoice/{id}",
-        "last_modified",
-        None,
+        Some("last_modified"),
+        HALO_INVOICE_DESC,
         TerminalRule {
             field: "paymentstatus",
             values: &["2"],
@@ -427,8 +437,8 @@ pub static HALOPSA: &[EntitySpec] = &[
         "/Quotation",
         "quotes",
         "/Quotation/{id}",
-        "last_update_time",
-        None,
+        Some("last_update_time"),
+        HALO_QUOTE_DESC,
         TerminalRule {
             field: "status",
             values: &["3"],
@@ -436,9 +446,14 @@ pub static HALOPSA: &[EntitySpec] = &[
     ),
 ];
 
-/// Whether the reconciler of this build drives the connector.
-pub fn reconciler_supports(connector: ConnectorKind) -> bool {
-    connector == ConnectorKind::Pipedrive
+/// Whether the reconciler of this build drives an entity of a connector: Pipedrive, and Zoho
+/// Desk entities that are not sub-resources of tickets, HaloPSA.
+pub fn reconciler_supports(connector: ConnectorKind, spec: &EntitySpec) -> bool {
+    match connector {
+        ConnectorKind::Pipedrive => true,
+        ConnectorKind::ZohoDesk => !spec.list_path.contains("{parent}"),
+        ConnectorKind::Halopsa => true,
+    }
 }
 
 #[cfg(test)]

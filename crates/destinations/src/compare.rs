@@ -227,9 +227,10 @@ impl HistoryReader for DuckDbDestination {
                     .collect::<::duckdb::Result<Vec<_>>>()?;
                 Ok((id, values))
             })?;
+            let rows = rows.collect::<Result<_, _>>()?;
             Ok(Some(ActiveRows {
-                columns: record.into_iter().map(|(name, _)| name).collect(),
-                rows: rows.collect::<Result<_, _>>()?,
+                columns: record.iter().map(|(name, _)| name.clone()).collect(),
+                rows,
             }))
         })
         .await
@@ -364,7 +365,12 @@ type Projected = BTreeMap<String, Vec<Vec<Option<String>>>>;
 fn project(rows: &ActiveRows, shared: &[String]) -> Projected {
     let positions: Vec<usize> = shared
         .iter()
-        .map(|name| rows.columns.iter().position(|column| column == name).expect("shared columns exist on both sides"))
+        .map(|name| {
+            rows.columns
+                .iter()
+                .position(|column| column == name)
+                .expect("shared columns exist on both sides")
+        })
         .collect();
     let mut projected: Projected = BTreeMap::new();
     for (id, values) in &rows.rows {
@@ -432,7 +438,9 @@ pub fn compare_tables(table: &str, left: Option<&ActiveRows>, right: Option<&Act
             comparison.left_only_ids.push(id, sample);
             continue;
         };
-        if versions == other {
+        // An id matches when one of its active rows is the same on both sides; extra active rows
+        // are reported as such, not as field mismatches.
+        if versions.iter().any(|row| other.contains(row)) {
             continue;
         }
         comparison.mismatched_ids += 1;
@@ -480,7 +488,11 @@ pub struct CompareOptions {
 }
 
 /// Compares tables on two readers.
-pub async fn compare(left: &dyn HistoryReader, right: &dyn HistoryReader, options: &CompareOptions) -> Result<Vec<TableComparison>, DestinationError> {
+pub async fn compare(
+    left: &dyn HistoryReader,
+    right: &dyn HistoryReader,
+    options: &CompareOptions,
+) -> Result<Vec<TableComparison>, DestinationError> {
     let tables: Vec<String> = if options.tables.is_empty() {
         let mut found: BTreeSet<String> = left.history_tables(&options.left_profile).await?.into_iter().collect();
         found.extend(right.history_tables(&options.right_profile).await?);
@@ -522,7 +534,10 @@ mod tests {
     #[test]
     fn equal_tables_report_nothing() {
         let left = rows(&["id", "name"], vec![("1", vec![FieldValue::Int(1), FieldValue::Text("a".into())])]);
-        let right = rows(&["name", "id"], vec![("1", vec![FieldValue::Text("a".into()), FieldValue::Float(1.0)])]);
+        let right = rows(
+            &["name", "id"],
+            vec![("1", vec![FieldValue::Text("a".into()), FieldValue::Float(1.0)])],
+        );
         let comparison = compare_tables("t", Some(&left), Some(&right), 5);
         assert!(!comparison.differs(), "{comparison:?}");
         assert_eq!(comparison.left_content_hash, comparison.right_content_hash);
@@ -548,7 +563,12 @@ mod tests {
         };
         let right = rows(
             &["id", "name"],
-            vec![("1", value(1, "a")), ("2", value(2, "B")), ("4", value(4, "d")), ("1", value(1, "a2"))],
+            vec![
+                ("1", value(1, "a")),
+                ("2", value(2, "B")),
+                ("4", value(4, "d")),
+                ("1", value(1, "a2")),
+            ],
         );
         let comparison = compare_tables("t", Some(&left), Some(&right), 5);
         assert!(comparison.differs());
@@ -556,8 +576,9 @@ mod tests {
         assert_eq!(comparison.left_only_ids.sample, ["3"]);
         assert_eq!(comparison.right_only_ids.sample, ["4"]);
         assert_eq!(comparison.right_several_active.sample, ["1"]);
-        assert_eq!(comparison.mismatched_ids, 2, "id 2 changed, id 1 has two rows on the right");
-        let two = comparison.mismatches.iter().find(|mismatch| mismatch.id == "2").unwrap();
+        assert_eq!(comparison.mismatched_ids, 1, "id 2 changed; id 1's extra row is reported apart");
+        let two = &comparison.mismatches[0];
+        assert_eq!(two.id, "2");
         assert_eq!(
             two.columns,
             [ColumnDifference {
@@ -584,5 +605,130 @@ mod tests {
         assert_eq!(parse_profile("prefix:_sl_").unwrap().start_column, "_sl_start");
         assert!(parse_profile("prefix:").is_none());
         assert!(parse_profile("nope").is_none());
+    }
+
+    /// Writes deals through the history writer, as syncline would.
+    async fn write_deals(
+        destination: &dyn crate::Destination,
+        state: &dyn syncline_state::StateStore,
+        profile: HistoryProfile,
+        deals: Vec<serde_json::Value>,
+        time: i64,
+    ) {
+        use syncline_core::{flatten_record, row_hash, NamingOptions, Observation, ObservationKind};
+        let target = crate::HistoryTarget {
+            source: "s".into(),
+            entity: "deal".into(),
+            table: "deal_history".into(),
+            primary_key: "id".into(),
+            profile,
+            timestamp_columns: ["update_time".to_string()].into(),
+        };
+        let mut writer = crate::HistoryWriter::new(destination, state, target);
+        let batch = deals
+            .into_iter()
+            .map(|deal| {
+                let flat = flatten_record(deal, NamingOptions::default()).unwrap();
+                let id = flat.primary_key("id").unwrap();
+                let hash = row_hash(&flat);
+                crate::Observed {
+                    observation: Observation {
+                        id,
+                        time,
+                        kind: ObservationKind::Upsert {
+                            record: flat,
+                            row_hash: hash,
+                        },
+                    },
+                    raw: None,
+                    terminal: false,
+                }
+            })
+            .collect();
+        writer.write(batch, time + 1).await.unwrap();
+    }
+
+    fn deal(id: i64, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id, "name": name, "value": id as f64 * 1.5, "won": id % 2 == 0,
+            "update_time": "2024-01-15T10:20:30.123Z", "owner": {"name": "Ann"}, "tags": ["a", "b"],
+            "note": "tab\there, quote ' and \\ backslash"
+        })
+    }
+
+    #[tokio::test]
+    async fn postgres_and_duckdb_compare_equal_then_find_planted_differences() {
+        let Some(test) = crate::postgres::testing::TestSchema::new("syncline_compare").await else {
+            return;
+        };
+        let directory = tempfile::tempdir().unwrap();
+        let duckdb = DuckDbDestination::new(directory.path().join("old.duckdb"));
+        let fivetran = parse_profile("fivetran").unwrap();
+        let cdc = parse_profile("cdc").unwrap();
+        let deals: Vec<_> = (1..=5).map(|id| deal(id, &format!("deal {id}"))).collect();
+        let (left_state, right_state) = (
+            syncline_state::SqliteStateStore::in_memory().unwrap(),
+            syncline_state::SqliteStateStore::in_memory().unwrap(),
+        );
+        write_deals(&duckdb, &left_state, fivetran.clone(), deals.clone(), 1_000).await;
+        write_deals(&test.destination, &right_state, cdc.clone(), deals, 2_000).await;
+        let options = CompareOptions {
+            tables: Vec::new(),
+            left_profile: fivetran,
+            right_profile: cdc.clone(),
+            primary_key: "id".into(),
+            sample: 10,
+        };
+        let equal = compare(&duckdb, &test.destination, &options).await.unwrap();
+        assert_eq!(equal.len(), 1, "the one history table is found on both sides");
+        assert!(!equal[0].differs(), "equal data must compare equal: {:?}", equal[0]);
+        assert_eq!(equal[0].left_active, 5);
+
+        // plant: id 3 missing on the right, id 6 extra, id 2 changed, id 1 with a second active row
+        let mut changed = deal(2, "renamed");
+        changed["update_time"] = serde_json::json!("2024-01-16T00:00:00Z");
+        write_deals(&test.destination, &right_state, cdc.clone(), vec![changed, deal(6, "new")], 3_000).await;
+        {
+            let guard = test.destination.client().await.unwrap();
+            let client = guard.as_ref().unwrap();
+            let table = test.destination.qualified("deal_history").unwrap();
+            client
+                .batch_execute(&format!(
+                    "UPDATE {table} SET _cdc_active = false, _cdc_end = _cdc_start WHERE id = 3;
+                     INSERT INTO {table} (id, name, _cdc_start, _cdc_active, _cdc_synced, _row_hash)
+                     SELECT id, 'duplicate', _cdc_start + interval '1 second', true, _cdc_synced, 'x' FROM {table} WHERE id = 1;"
+                ))
+                .await
+                .unwrap();
+        }
+        let report = compare(&duckdb, &test.destination, &options).await.unwrap();
+        let table = &report[0];
+        assert!(table.differs());
+        assert_eq!(table.left_only_ids.sample, ["3"]);
+        assert_eq!(table.right_only_ids.sample, ["6"]);
+        assert_eq!(table.right_several_active.sample, ["1"]);
+        assert!(table.left_several_active.sample.is_empty());
+        let two = table.mismatches.iter().find(|mismatch| mismatch.id == "2").expect("id 2 differs");
+        let columns: Vec<&str> = two.columns.iter().map(|difference| difference.column.as_str()).collect();
+        assert_eq!(columns, ["name", "update_time"]);
+        assert_eq!(two.columns[0].right.as_deref(), Some("renamed"));
+        assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
+        assert_ne!(table.left_content_hash, table.right_content_hash);
+        test.drop_schema().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_nul_characters_as_replacement_characters() {
+        let Some(test) = crate::postgres::testing::TestSchema::new("syncline_nul").await else {
+            return;
+        };
+        let state = syncline_state::SqliteStateStore::in_memory().unwrap();
+        let cdc = parse_profile("cdc").unwrap();
+        let record = serde_json::json!({"id": 1, "note": "a\u{0}b"});
+        write_deals(&test.destination, &state, cdc.clone(), vec![record], 1_000).await;
+        let rows = test.destination.active_rows("deal_history", "id", &cdc).await.unwrap().unwrap();
+        let note = rows.columns.iter().position(|column| column == "note").unwrap();
+        assert_eq!(rows.rows[0].1[note], FieldValue::Text("a\u{FFFD}b".into()));
+        test.drop_schema().await;
     }
 }

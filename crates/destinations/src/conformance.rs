@@ -84,6 +84,27 @@ pub async fn write_sample(destination: &dyn Destination, table: &str) {
     writer.write(batch, 5_000).await.expect("sample write");
 }
 
+/// A planned batch of ten new rows (for backend-specific tests).
+pub fn sample_batch(table: &str) -> syncline_core::HistoryBatch {
+    let observed: Vec<Observed> = (0..10)
+        .map(|id| upsert(json!({"id": id, "name": format!("n{id}")}), "id", 1_000, NamingOptions::default()))
+        .collect();
+    let observations: Vec<Observation> = observed.into_iter().map(|item| item.observation).collect();
+    let plan = syncline_core::plan_history(&Default::default(), &observations);
+    let target = target(table, HistoryProfile::default());
+    syncline_core::assemble_batch(
+        table,
+        "id",
+        &target.profile,
+        &Default::default(),
+        &target.timestamp_columns,
+        &observations,
+        &plan,
+        5_000,
+    )
+    .expect("sample batch assembles")
+}
+
 /// Runs the whole suite. Panics with a description on the first failure.
 pub async fn run(destination: &dyn Destination) {
     for (table, kind) in [
@@ -286,6 +307,41 @@ async fn hostile_identifiers_are_quoted(destination: &dyn Destination) {
     let versions = destination.read_versions(table, "the \"id\"", &profile).await.expect("versions");
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0].id, "a'1");
+    // A later batch finds the long column again (a backend that shortens long names maps them
+    // the same way every time), and a second long name with the same first 300 bytes gets a
+    // column of its own.
+    let longer_name = format!("{long_name}m");
+    let record = json!({
+        "the \"id\"": "a'1",
+        "semi; DROP TABLE weird; --": "x",
+        "quote\"d": 1,
+        "ünïcødé ✓": true,
+        long_name.clone(): "changed",
+        longer_name.clone(): "second long",
+    });
+    writer
+        .write(vec![upsert(record, "the \"id\"", 2_000, naming)], 3_000)
+        .await
+        .expect("second hostile write");
+    let schema = destination
+        .table_schema(table, &profile)
+        .await
+        .expect("schema")
+        .expect("table exists");
+    let long_columns = schema
+        .columns
+        .iter()
+        .filter(|column| column.name.starts_with(long_name.as_str()))
+        .count();
+    assert_eq!(long_columns, 2, "two long names, two columns: {:?}", schema.columns);
+    assert_eq!(schema.column_type(&longer_name), Some(ColumnType::Varchar));
+    let versions = destination.read_versions(table, "the \"id\"", &profile).await.expect("versions");
+    assert_eq!(versions.len(), 2, "the change of a long-named field is a new version");
+    assert!(destination
+        .check_history(table, "the \"id\"", &profile)
+        .await
+        .expect("check")
+        .is_clean());
 }
 
 async fn large_batches_apply_in_one_go(destination: &dyn Destination) {

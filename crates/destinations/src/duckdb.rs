@@ -598,6 +598,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn duckdb_holding_the_file_passes_the_conformance_suite() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("warehouse.duckdb")).holding_file_open();
+        crate::conformance::run(&destination).await;
+        destination.release().await.unwrap();
+        // released: another connection can open the file
+        Connection::open(directory.path().join("warehouse.duckdb")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_replayed_batch_falls_back_to_skipping_existing_rows() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("warehouse.duckdb"));
+        let batch = Arc::new(crate::conformance::sample_batch("replay_history"));
+        destination.apply(Arc::clone(&batch)).await.unwrap();
+        let profile = &batch.profile;
+        let before = destination.read_versions("replay_history", "id", profile).await.unwrap();
+        // the same rows again, as after a crash before the state-store update
+        destination.apply(Arc::clone(&batch)).await.unwrap();
+        let after = destination.read_versions("replay_history", "id", profile).await.unwrap();
+        assert_eq!(before, after);
+        assert_eq!(after.len(), batch.rows.len());
+    }
+
+    #[tokio::test]
     async fn the_file_is_not_held_open_between_batches() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("warehouse.duckdb");

@@ -4,7 +4,10 @@
 //! after a crash between the destination commit and the state-store update, changes nothing),
 //! and can read its history back for checks. [`writer::HistoryWriter`] ties the planner, a
 //! destination and a state store together; [`conformance`] is the suite every backend passes.
+//! Backends: [`DuckDbDestination`] (embedded default) and [`PostgresDestination`].
+//! [`compare`] checks parity between two history datasets (`syncline compare`).
 
+pub mod compare;
 pub mod conformance;
 mod duckdb;
 mod postgres;
@@ -40,6 +43,14 @@ pub enum DestinationError {
     /// An identifier cannot be used.
     #[error("identifier `{0}` contains a NUL character; rename the field or table")]
     BadIdentifier(String),
+    /// A table lacks a column the caller named (such as the primary key).
+    #[error("table `{table}` has no column `{column}`; pass the right --primary-key")]
+    MissingColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
     /// A blocking task failed.
     #[error("destination task failed: {0}")]
     Task(String),

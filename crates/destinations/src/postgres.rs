@@ -23,6 +23,7 @@ use syncline_state::postgres_url::{redact_url, split_postgres_url, PostgresUrl};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Transaction};
 
+use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind};
 use crate::{quote_identifier as quote, Destination, DestinationError, HistoryCheck, StoredVersion};
 
 /// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes.
@@ -100,15 +101,17 @@ struct PhysicalColumn {
 }
 
 /// Appends a value in COPY text format: `\N` for NULL, backslash escapes for the rest.
-fn push_copy_value(out: &mut String, cell: &CellValue) {
+/// Returns true when a NUL character had to be replaced (see [`push_copy_text`]).
+fn push_copy_value(out: &mut String, cell: &CellValue) -> bool {
     match cell {
         CellValue::Null => out.push_str("\\N"),
         CellValue::Bool(value) => out.push_str(if *value { "t" } else { "f" }),
         CellValue::Int(value) => out.push_str(&value.to_string()),
         CellValue::Float(value) => out.push_str(&float_text(*value)),
         CellValue::Timestamp(millis) => out.push_str(&format_timestamp(*millis)),
-        CellValue::Text(text) => push_copy_text(out, text),
+        CellValue::Text(text) => return push_copy_text(out, text),
     }
+    false
 }
 
 fn float_text(value: f64) -> String {
@@ -121,16 +124,25 @@ fn float_text(value: f64) -> String {
     }
 }
 
-fn push_copy_text(out: &mut String, text: &str) {
+/// Appends text escaped for COPY. PostgreSQL text cannot hold U+0000, so a NUL character is
+/// written as U+FFFD (the replacement character) and the function returns true; the batch
+/// then logs which columns were affected instead of failing forever on every retry.
+fn push_copy_text(out: &mut String, text: &str) -> bool {
+    let mut replaced = false;
     for character in text.chars() {
         match character {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\0' => {
+                out.push('\u{FFFD}');
+                replaced = true;
+            }
             other => out.push(other),
         }
     }
+    replaced
 }
 
 /// Streams COPY text rows into `COPY {target} FROM STDIN`, in chunks of about 1 MiB.
@@ -180,7 +192,7 @@ impl PostgresDestination {
     }
 
     /// The connection, opened (again) when there is none or the previous one dropped.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, DestinationError> {
+    pub(crate) async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, DestinationError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             let config: tokio_postgres::Config = self
@@ -200,7 +212,7 @@ impl PostgresDestination {
     }
 
     /// `"schema"."table"` with the table's physical name.
-    fn qualified(&self, table: &str) -> Result<String, DestinationError> {
+    pub(crate) fn qualified(&self, table: &str) -> Result<String, DestinationError> {
         Ok(format!("{}.{}", quote(&self.schema)?, quote_physical(table)?))
     }
 
@@ -324,9 +336,17 @@ impl PostgresDestination {
     async fn apply_in_transaction(&self, transaction: &Transaction<'_>, batch: &HistoryBatch) -> Result<(), DestinationError> {
         let table = self.qualified(&batch.table)?;
         let profile = &batch.profile;
-        transaction
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&self.schema)?))
-            .await?;
+        // Create the schema only when it is missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on
+        // the database even when the schema exists.
+        if transaction
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&self.schema])
+            .await?
+            .is_none()
+        {
+            transaction
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&self.schema)?))
+                .await?;
+        }
         // Writers of one table take turns; the lock ends with the transaction.
         transaction
             .execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&table])
@@ -382,10 +402,13 @@ impl PostgresDestination {
                 .await?;
             let open_end = profile.open_end;
             let synced = format_timestamp(batch.synced_at);
+            let replaced_nul: std::sync::Mutex<std::collections::BTreeSet<usize>> = Default::default();
             let rows = batch.rows.iter().map(|row| {
                 let mut line = String::with_capacity(row.values.len() * 16 + 96);
-                for value in &row.values {
-                    push_copy_value(&mut line, value);
+                for (position, value) in row.values.iter().enumerate() {
+                    if push_copy_value(&mut line, value) {
+                        replaced_nul.lock().expect("not poisoned").insert(position);
+                    }
                     line.push('\t');
                 }
                 line.push_str(&format_timestamp(row.start));
@@ -404,6 +427,13 @@ impl PostgresDestination {
                 line
             });
             copy_rows(transaction, &format!("COPY syncline_rows ({list}) FROM STDIN"), rows).await?;
+            for position in replaced_nul.into_inner().unwrap_or_default() {
+                tracing::warn!(
+                    table = %batch.table,
+                    column = %batch.schema.columns[position].name,
+                    "text with NUL characters, which PostgreSQL cannot store; written with U+FFFD in their place"
+                );
+            }
             transaction
                 .batch_execute(&format!(
                     "INSERT INTO {table} ({list}) SELECT {list} FROM syncline_rows ON CONFLICT DO NOTHING"
@@ -541,7 +571,107 @@ impl Destination for PostgresDestination {
     }
 }
 
-/// Test support: a destination in a fresh schema of the test server, dropped by [`TestSchema::drop_schema`].
+/// The SELECT expression that reads a column as its kind, given the quoted column.
+fn read_expression(column: &str, kind: ReadKind) -> String {
+    match kind {
+        ReadKind::Bool => format!("{column}::boolean"),
+        ReadKind::Int => format!("{column}::bigint"),
+        ReadKind::Float => format!("{column}::double precision"),
+        ReadKind::Timestamp => millis(column),
+        ReadKind::Text => format!("{column}::text"),
+    }
+}
+
+fn read_kind(sql: &str) -> ReadKind {
+    if sql.starts_with("numeric") {
+        return ReadKind::Float;
+    }
+    ReadKind::from(column_type_of(sql))
+}
+
+fn read_value(row: &tokio_postgres::Row, index: usize, kind: ReadKind) -> Result<FieldValue, DestinationError> {
+    Ok(match kind {
+        ReadKind::Bool => row.try_get::<_, Option<bool>>(index)?.map_or(FieldValue::Null, FieldValue::Bool),
+        ReadKind::Int => row.try_get::<_, Option<i64>>(index)?.map_or(FieldValue::Null, FieldValue::Int),
+        ReadKind::Float => row.try_get::<_, Option<f64>>(index)?.map_or(FieldValue::Null, FieldValue::Float),
+        ReadKind::Timestamp => row
+            .try_get::<_, Option<i64>>(index)?
+            .map_or(FieldValue::Null, FieldValue::Timestamp),
+        ReadKind::Text => row.try_get::<_, Option<String>>(index)?.map_or(FieldValue::Null, FieldValue::Text),
+    })
+}
+
+#[async_trait]
+impl HistoryReader for PostgresDestination {
+    async fn history_tables(&self, profile: &HistoryProfile) -> Result<Vec<String>, DestinationError> {
+        let guard = self.client().await?;
+        let client = guard.as_ref().expect("connected above");
+        let rows = client
+            .query(
+                "SELECT c.relname::text FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attname IN ($2, $3)
+                 GROUP BY c.relname HAVING count(*) = 2 ORDER BY 1",
+                &[
+                    &self.schema,
+                    &physical_identifier(&profile.start_column),
+                    &physical_identifier(&profile.active_column),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
+        let guard = self.client().await?;
+        let client = guard.as_ref().expect("connected above");
+        let columns = self.table_columns(client, table).await?;
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        let Some(id_column) = columns.iter().find(|column| column.name == primary_key) else {
+            return Err(DestinationError::MissingColumn {
+                table: table.to_string(),
+                column: primary_key.to_string(),
+            });
+        };
+        let metadata = profile.metadata_columns();
+        let record: Vec<(String, ReadKind)> = columns
+            .iter()
+            .filter(|column| !metadata.contains(&column.name.as_str()))
+            .map(|column| (column.name.clone(), read_kind(&column.sql)))
+            .collect();
+        let id_kind = read_kind(&id_column.sql);
+        let mut select = vec![read_expression(&quote_physical(primary_key)?, id_kind)];
+        for (name, kind) in &record {
+            select.push(read_expression(&quote_physical(name)?, *kind));
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            select.join(", "),
+            self.qualified(table)?,
+            quote_physical(&profile.active_column)?
+        );
+        let mut rows = Vec::new();
+        for row in client.query(&sql, &[]).await? {
+            let id = read_value(&row, 0, id_kind)?.normalized().unwrap_or_default();
+            let values = record
+                .iter()
+                .enumerate()
+                .map(|(index, (_, kind))| read_value(&row, index + 1, *kind))
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push((id, values));
+        }
+        Ok(Some(ActiveRows {
+            columns: record.into_iter().map(|(name, _)| name).collect(),
+            rows,
+        }))
+    }
+}
+
+/// Test support: a destination in a fresh schema of the test server, dropped by
+/// [`TestSchema::drop_schema`] or, when a test panics first, when the value is dropped.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
@@ -550,6 +680,7 @@ pub(crate) mod testing {
     /// A fresh schema on the test server.
     pub(crate) struct TestSchema {
         pub(crate) destination: PostgresDestination,
+        dropped: bool,
     }
 
     impl TestSchema {
@@ -561,11 +692,14 @@ pub(crate) mod testing {
             let destination = PostgresDestination::connect(&format!("{base}{separator}schema={schema}"))
                 .await
                 .unwrap_or_else(|error| panic!("postgres at {} is unreachable: {error}", redact_url(&base)));
-            Some(Self { destination })
+            Some(Self {
+                destination,
+                dropped: false,
+            })
         }
 
         /// Drops the schema and everything in it.
-        pub(crate) async fn drop_schema(self) {
+        pub(crate) async fn drop_schema(mut self) {
             let guard = self.destination.client().await.unwrap();
             let client = guard.as_ref().unwrap();
             client
@@ -575,6 +709,30 @@ pub(crate) mod testing {
                 ))
                 .await
                 .unwrap();
+            drop(guard);
+            self.dropped = true;
+        }
+    }
+
+    impl Drop for TestSchema {
+        /// A test that panicked before [`TestSchema::drop_schema`] still leaves no schema behind:
+        /// drop it on a thread of its own (this may run inside the test's runtime).
+        fn drop(&mut self) {
+            if self.dropped {
+                return;
+            }
+            let url = self.destination.url.connection.clone();
+            let Ok(schema) = quote(&self.destination.schema) else { return };
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(async move {
+                    let config: tokio_postgres::Config = url.parse().ok()?;
+                    let (client, connection) = config.connect(NoTls).await.ok()?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.ok()
+                })
+            })
+            .join();
         }
     }
 }
@@ -592,6 +750,11 @@ mod tests {
         let long = "l".repeat(300);
         let mapped = physical_identifier(&long);
         assert_eq!(mapped.len(), 63);
+        assert_eq!(
+            mapped,
+            format!("{}_ab5229cf", "l".repeat(54)),
+            "the example in docs/destinations.md"
+        );
         assert_eq!(mapped, physical_identifier(&long), "same name, same mapping");
         assert_ne!(mapped, physical_identifier(&format!("{long}x")), "different names differ");
         let unicode = "ü".repeat(40);
@@ -608,6 +771,9 @@ mod tests {
         push_copy_value(&mut line, &CellValue::Null);
         push_copy_value(&mut line, &CellValue::Text("\\N".into()));
         assert_eq!(line, "\\N\\\\N", "a literal \\N is not NULL");
+        let mut line = String::new();
+        assert!(push_copy_value(&mut line, &CellValue::Text("a\0b".into())));
+        assert_eq!(line, "a\u{FFFD}b");
     }
 
     #[tokio::test]
@@ -617,6 +783,69 @@ mod tests {
         };
         crate::conformance::run(&test.destination).await;
         test.drop_schema().await;
+    }
+
+    #[tokio::test]
+    async fn a_role_that_owns_only_its_schema_can_write() {
+        let Some(admin) = TestSchema::new("syncline_dest_role").await else {
+            return;
+        };
+        let role = admin.destination.schema.replace("syncline_dest_role", "syncline_role");
+        {
+            let guard = admin.destination.client().await.unwrap();
+            let client = guard.as_ref().unwrap();
+            client
+                .batch_execute(&format!(
+                    "CREATE ROLE {role} LOGIN; DROP SCHEMA IF EXISTS {schema}; CREATE SCHEMA {schema} AUTHORIZATION {role};",
+                    role = quote(&role).unwrap(),
+                    schema = quote(&admin.destination.schema).unwrap()
+                ))
+                .await
+                .unwrap();
+        }
+        let base = syncline_state::postgres_url::test_service_url().unwrap();
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let host_and_database = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let limited = PostgresDestination::open(&format!("{scheme}://{role}@{host_and_database}"), &admin.destination.schema)
+            .await
+            .unwrap();
+        crate::conformance::write_sample(&limited, "deal_history").await;
+        let versions = limited
+            .read_versions("deal_history", "id", &HistoryProfile::default())
+            .await
+            .unwrap();
+        assert_eq!(versions.len(), 10);
+        drop(limited);
+        let guard = admin.destination.client().await.unwrap();
+        guard
+            .as_ref()
+            .unwrap()
+            .batch_execute(&format!(
+                "DROP SCHEMA {} CASCADE; DROP ROLE {};",
+                quote(&admin.destination.schema).unwrap(),
+                quote(&role).unwrap()
+            ))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_test_schema_is_dropped_even_without_drop_schema() {
+        let Some(test) = TestSchema::new("syncline_dest_guard").await else {
+            return;
+        };
+        crate::conformance::write_sample(&test.destination, "deal_history").await;
+        let schema = test.destination.schema.clone();
+        let checker = PostgresDestination::open(&test.destination.url.connection, "public").await.unwrap();
+        drop(test);
+        let guard = checker.client().await.unwrap();
+        let left = guard
+            .as_ref()
+            .unwrap()
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+            .await
+            .unwrap();
+        assert!(left.is_none(), "schema {schema} was left behind");
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! version of the store itself.
 //!
 //! One trait, [`StateStore`], with one implementation per backend and one conformance suite
-//! ([`conformance`]) that every backend runs.
+//! ([`conformance`]) that every backend runs: [`SqliteStateStore`] (embedded default) and
+//! [`PostgresStateStore`] (for several replicas).
 
 pub mod conformance;
 mod postgres;

@@ -86,9 +86,16 @@ async fn connect(url: &PostgresUrl) -> Result<Client, StateError> {
     });
     if let Some(schema) = &url.schema {
         let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
-        client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"))
-            .await?;
+        // Create the schema only when it is missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on
+        // the database even when the schema exists.
+        if client
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema])
+            .await?
+            .is_none()
+        {
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}")).await?;
+        }
+        client.batch_execute(&format!("SET search_path TO {quoted}")).await?;
     }
     Ok(client)
 }
@@ -359,8 +366,7 @@ mod tests {
         let separator = if base.contains('?') { '&' } else { '?' };
         let error = PostgresStateStore::open(&format!("{base}{separator}schema={schema}"))
             .await
-            .err()
-            .expect("newer schema must be refused");
+            .expect_err("newer schema must be refused");
         assert!(error.to_string().contains("upgrade syncline"), "{error}");
         drop_schema(&base, &schema).await;
     }

@@ -51,8 +51,8 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
-/// Above this many ids, one scan of the entity beats one lookup per id.
-const SCAN_THRESHOLD: usize = 2_000;
+/// Ids per lookup statement (`id IN (...)`), below SQLite's parameter limit.
+const LOOKUP_CHUNK: usize = 500;
 
 /// State in one SQLite file.
 #[derive(Clone)]
@@ -182,21 +182,20 @@ impl StateStore for SqliteStateStore {
     async fn current_versions(&self, source: &str, entity: &str, ids: &[String]) -> Result<HashMap<String, CurrentVersion>, StateError> {
         let (source, entity, ids) = (source.to_string(), entity.to_string(), ids.to_vec());
         self.with(move |connection| {
-            if ids.len() > SCAN_THRESHOLD {
-                let mut all = scan(connection, &source, &entity)?;
-                let wanted: std::collections::HashSet<&String> = ids.iter().collect();
-                all.retain(|id, _| wanted.contains(id));
-                return Ok(all);
-            }
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM current_records WHERE source = ?1 AND entity = ?2 AND id = ?3"
-            ))?;
             let mut found = HashMap::with_capacity(ids.len());
-            for id in ids {
-                if let Some(version) = statement
-                    .query_row(params![source, entity, id], |row| version_from_row(row, 0))
-                    .optional()?
-                {
+            for chunk in ids.chunks(LOOKUP_CHUNK) {
+                let placeholders = vec!["?"; chunk.len()].join(", ");
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT id, {VERSION_COLUMNS} FROM current_records WHERE source = ? AND entity = ? AND id IN ({placeholders})"
+                ))?;
+                let parameters = [&source as &dyn rusqlite::ToSql, &entity]
+                    .into_iter()
+                    .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+                let rows = statement.query_map(rusqlite::params_from_iter(parameters), |row| {
+                    Ok((row.get::<_, String>(0)?, version_from_row(row, 1)?))
+                })?;
+                for row in rows {
+                    let (id, version) = row?;
                     found.insert(id, version);
                 }
             }

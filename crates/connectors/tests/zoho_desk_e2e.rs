@@ -1,0 +1,95 @@
+//! End-to-end reconciliation against the Zoho Desk simulator (tickets, contacts, agents,
+//! departments): OAuth2 refresh with the `Zoho-oauthtoken` header and `orgId`, `from`/`limit`
+//! paging with `204 No Content`, the `/tickets/search` since-filter, capped pulls, faults.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{by_entity, harness, quiet_config, totals, AuthKind, SOURCE};
+use syncline_connectors::http::REFRESH_TOKEN_NAME;
+use syncline_connectors::reconcile::SyncMode;
+use syncline_simulator::{ChangeMix, Connector, Entity};
+
+const ENTITIES: &str = "entities = [\"department\", \"agent\", \"contact\", \"ticket\"]";
+
+fn zoho_no_deletes() -> ChangeMix {
+    ChangeMix {
+        create: 0.25,
+        update: 0.6,
+        delete: 0.0,
+        merge: 0.0,
+        deactivate_user: 0.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_incremental_run_heals_every_dropped_webhook() {
+    let mut config = quiet_config(Connector::ZohoDesk, 21);
+    config.change_mix = zoho_no_deletes();
+    config.initial_records = [(Entity::Ticket, 250), (Entity::Contact, 120)].into();
+    let harness = harness(config, AuthKind::OAuth, ENTITIES).await;
+    let first = harness.run(SyncMode::Incremental).await;
+    assert!(first.iter().all(|report| report.method == "full"));
+    harness.assert_matches_truth().await;
+
+    harness.simulator.step_changes(2_000);
+    let reports = harness.run(SyncMode::Incremental).await;
+    let entities = by_entity(&reports);
+    assert_eq!(entities["ticket"].method, "incremental");
+    assert_eq!(entities["contact"].method, "capped");
+    assert!(totals(&reports).0 > 300, "{reports:?}");
+    harness.assert_matches_truth().await;
+
+    let again = harness.run(SyncMode::Incremental).await;
+    assert_eq!(totals(&again).0, 0, "{again:?}");
+    harness.assert_matches_truth().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_full_run_detects_deletes_and_writes_nothing_when_unchanged() {
+    let mut config = quiet_config(Connector::ZohoDesk, 22);
+    config.initial_records = [(Entity::Ticket, 150), (Entity::Contact, 80)].into();
+    let harness = harness(config, AuthKind::OAuth, ENTITIES).await;
+    harness.run(SyncMode::Full).await;
+    harness.assert_matches_truth().await;
+    let unchanged = harness.run(SyncMode::Full).await;
+    assert_eq!(totals(&unchanged), (0, 0, 0), "{unchanged:?}");
+
+    harness.simulator.step_changes(600);
+    let reports = harness.run(SyncMode::Full).await;
+    assert!(totals(&reports).2 > 0, "{reports:?}");
+    harness.assert_matches_truth().await;
+    let again = harness.run(SyncMode::Full).await;
+    assert_eq!(totals(&again), (0, 0, 0), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_faults_do_not_change_the_result() {
+    let mut config = quiet_config(Connector::ZohoDesk, 23);
+    config.change_mix = zoho_no_deletes();
+    config.initial_records = [(Entity::Ticket, 200), (Entity::Contact, 80)].into();
+    config.faults.rate_limit_rate = 0.1;
+    config.faults.server_error_rate = 0.1;
+    config.faults.token_expiry_rate = 0.05;
+    config.faults.insert_while_paging_rate = 0.3;
+    config.faults.insert_while_paging_count = 2;
+    config.faults.eventual_consistency_lag_ms = 120_000;
+    config.auth.rotate_refresh_tokens = true;
+    let initial_refresh = config.auth.initial_refresh_token.clone();
+    let harness = harness(config, AuthKind::OAuth, &format!("{ENTITIES}\npage_size = 40")).await;
+    harness.run(SyncMode::Incremental).await;
+    harness.simulator.step_changes(1_000);
+    harness.run(SyncMode::Incremental).await;
+    harness.simulator.advance_clock(Duration::from_secs(180));
+    let last_run_started = harness.simulator.now_ms();
+    harness.run(SyncMode::Incremental).await;
+    harness.assert_matches_truth_but_created_since(Some(last_run_started)).await;
+    let stats = harness.simulator.stats();
+    assert!(stats.api.rate_limited > 0 && stats.api.server_errors > 0, "{:?}", stats.api);
+    let stored = harness.state.token(SOURCE, REFRESH_TOKEN_NAME).await.unwrap();
+    assert!(stored.is_some_and(|token| token != initial_refresh));
+    let full = harness.run(SyncMode::Full).await;
+    assert_eq!(totals(&full).2, 0, "{full:?}");
+    harness.assert_matches_truth().await;
+}
