@@ -272,8 +272,8 @@ fn parse_batches(
     plan: Arc<LoadPlan>,
     batch_size: usize,
     sender: tokio::sync::mpsc::Sender<anyhow::Result<Vec<Observed>>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
         let result = (|| -> anyhow::Result<()> {
             let reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
             let mut batch = Vec::with_capacity(batch_size);
@@ -336,7 +336,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .map(str::to_string)
             .collect(),
     };
-    let total = validate(&args.file, &plan)?;
+    let total = {
+        let (path, plan) = (args.file.clone(), Arc::clone(&plan));
+        tokio::task::spawn_blocking(move || validate(&path, &plan))
+            .await
+            .context("the validation task failed")??
+    };
     tracing::info!(file = %args.file.display(), records = total, elapsed_ms = started.elapsed().as_millis() as u64, "file validated");
 
     let destination = DuckDbDestination::new(&args.duckdb).holding_file_open();
@@ -372,7 +377,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         stats += writer.write(batch, now_millis()).await?;
         report_progress(bar.as_ref(), done, total, &stats);
     }
-    let _ = parser.join();
+    parser.await.context("the parser task failed")?;
     if !deleted_ids.is_empty() {
         let deletes = deleted_ids
             .into_iter()
