@@ -129,3 +129,36 @@ pub async fn list_records(
     }
     Ok(records)
 }
+
+/// Pages (`from` + `limit`) through the children of one parent, `spec.list_path` with
+/// `{parent}` replaced (`/tickets/{parent}/threads`). A parent deleted since it was listed
+/// answers 404, which reads as no children: a full reconcile then closes them.
+pub async fn list_children(
+    engine: &HttpEngine,
+    spec: &EntitySpec,
+    parent_id: &str,
+    params: &[(String, String)],
+    page_size: usize,
+) -> Result<Vec<Value>, ConnectorError> {
+    let path = spec.list_path.replace("{parent}", parent_id);
+    let limit = page_size.max(1);
+    let mut records: Vec<Value> = Vec::new();
+    let mut from = 0usize;
+    loop {
+        let mut query = params.to_vec();
+        query.push(("limit".into(), limit.to_string()));
+        query.push(("from".into(), from.to_string()));
+        // `is_detail`: a vanished parent's 404 is an empty list, not a failure.
+        let Some(body) = engine.get(&path, &query, true).await? else {
+            break;
+        };
+        let page = records_of(&body, spec.records_key);
+        let count = page.len();
+        records.extend(page);
+        if count < limit {
+            break;
+        }
+        from += count;
+    }
+    Ok(records)
+}

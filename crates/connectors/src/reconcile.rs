@@ -21,7 +21,7 @@ use syncline_state::StateStore;
 
 use crate::config::{InitialSync, SourceConfig, SynclineConfig};
 use crate::http::{CallStats, HttpEngine};
-use crate::list::{list_records, ListRequest};
+use crate::list::{list_children, list_records, ListRequest};
 use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
 use crate::spec::{reconciler_supports, ConnectorKind, EntitySpec, SinceFilter};
 use crate::ConnectorError;
@@ -379,7 +379,12 @@ async fn sync_entity(
             InitialSync::Baseline => {
                 report.method = "baseline".into();
                 let now = wall_clock_ms();
-                let baseline = upstream_now(engine, spec).await?.unwrap_or(now);
+                // A sub-resource's cursor is in its parent's clock.
+                let clock = spec
+                    .parent
+                    .and_then(|parent| source_config.connector.entity(parent))
+                    .unwrap_or(spec);
+                let baseline = upstream_now(engine, clock).await?.unwrap_or(now);
                 state.set_cursor(run.source, spec.name, &cursor_key_value(baseline), now).await?;
                 state.set_marker(run.source, "initial_sync", "baseline", now).await?;
                 return Ok(());
@@ -393,7 +398,151 @@ async fn sync_entity(
         None
     };
     let listing_started = wall_clock_ms();
-    let (request, method) = match (mode, spec.since_filter, cursor) {
+    let source = run.source;
+    let progress = run.progress;
+    let parent = spec.parent.and_then(|parent| source_config.connector.entity(parent));
+    // The cursor follows the modified times of the listed records, or, for a sub-resource, of
+    // the listed parents (`Some`: children are found through their parents' since-filter).
+    let (mut records, method, cursor_times) = match parent {
+        None => {
+            let (request, method) = list_request(spec, mode, cursor, source_config, page_size);
+            let records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+            (records, method, None)
+        }
+        Some(parent) => {
+            let (request, method) = list_request(parent, mode, cursor, source_config, page_size);
+            let parents = list_records(engine, parent, &request, |_| {}).await?;
+            let times: Vec<Millis> = parents.iter().filter_map(|record| record_modified(record, parent)).collect();
+            let mut parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
+            parent_ids.sort();
+            parent_ids.dedup();
+            let params: Vec<(String, String)> = spec.sort_id.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let parent_field = parent_id_field(parent);
+            let mut children = Vec::new();
+            for parent_id in &parent_ids {
+                let listed = list_children(engine, spec, parent_id, &params, page_size).await?;
+                children.extend(listed.into_iter().map(|mut child| {
+                    if let Value::Object(fields) = &mut child {
+                        fields
+                            .entry(parent_field.clone())
+                            .or_insert_with(|| Value::String(parent_id.clone()));
+                    }
+                    child
+                }));
+                progress.listed(source, spec.name, children.len());
+            }
+            (children, method, Some(times))
+        }
+    };
+    report.method = method.to_string();
+    if method == "capped" && records.len() > source_config.capped_limit {
+        // Unpaged lists come whole: keep the newest N.
+        records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
+        records.truncate(source_config.capped_limit);
+    }
+    report.listed = records.len();
+
+    if let Some(current_names) = names.as_mut() {
+        if records.iter().any(|record| !current_names.unknown_keys(record).is_empty()) {
+            *current_names = refresh_field_names(engine, state, run.source, spec).await?;
+        }
+    }
+    let keyed: Vec<(String, Option<Millis>, Value)> = records
+        .into_iter()
+        .filter_map(|record| {
+            let id = record_id(&record, spec.id_field)?;
+            let modified = record_modified(&record, spec);
+            Some((id, modified, record))
+        })
+        .collect();
+    let keyed = dedupe_latest(keyed);
+    let seen: HashSet<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
+    let new_cursor = match cursor_times {
+        Some(times) => advance_cursor(cursor, times),
+        None => advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified)),
+    };
+
+    // Full, and sub-resources in any mode (their parents' since-filter returns every child of a
+    // changed parent): write only what the index does not already hold at that modified time.
+    let selected: Vec<(String, Option<Millis>, Value)> = if mode == SyncMode::Full || parent.is_some() {
+        let index = state.all_current_versions(run.source, spec.name).await?;
+        let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
+        let wanted: HashSet<usize> = select_changed(&pairs, &index).into_iter().collect();
+        report.unchanged += keyed.len() - wanted.len();
+        keyed
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| wanted.contains(position))
+            .map(|(_, item)| item)
+            .collect()
+    } else {
+        keyed
+    };
+
+    let target = history_target(run.config, run.source, spec);
+    let mut writer = HistoryWriter::new(run.destination, state, target);
+    let mut totals = WriteStats::default();
+    let observed_at = wall_clock_ms();
+    let mut batch: Vec<Observed> = Vec::with_capacity(BATCH_SIZE.min(selected.len()));
+    for (id, _, record) in selected {
+        let mut record = if spec.list_is_partial {
+            let mut path = spec.detail_path.replace("{id}", &id);
+            if let Some(parent) = parent {
+                let parent_id = record_id(&record, &parent_id_field(parent)).unwrap_or_default();
+                path = path.replace("{parent}", &parent_id);
+            }
+            report.fetched += 1;
+            match engine.get(&path, &[], true).await? {
+                Some(body) => body.get("data").cloned().unwrap_or(body),
+                // Gone between list and detail: the next full reconcile closes it.
+                None => continue,
+            }
+        } else {
+            record
+        };
+        if let Some(names) = &names {
+            rename_custom_fields(names, &mut record);
+        }
+        batch.push(observe(spec, record, observed_at)?);
+        if batch.len() >= BATCH_SIZE {
+            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
+        }
+    }
+    if !batch.is_empty() {
+        totals += writer.write(batch, wall_clock_ms()).await?;
+    }
+    if mode == SyncMode::Full {
+        totals += writer.close_absent(&seen, listing_started, wall_clock_ms()).await?;
+    }
+    report.new_versions = totals.plan.versions;
+    report.closed = totals.plan.closed;
+    report.deleted = totals.plan.deleted;
+    report.unchanged += totals.plan.unchanged + totals.plan.ignored;
+    if let Some(new_cursor) = new_cursor {
+        if Some(new_cursor) != cursor {
+            state
+                .set_cursor(run.source, spec.name, &cursor_key_value(new_cursor), wall_clock_ms())
+                .await?;
+        }
+    } else if cursor.is_none() {
+        // An empty entity: remember that the first run happened.
+        state
+            .set_cursor(run.source, spec.name, &cursor_key_value(0), wall_clock_ms())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The list request of an entity in a mode: since-filter from the cursor minus the lookback
+/// (`incremental`), newest `capped_limit` records (`capped`) or every record by id (`full`).
+fn list_request(
+    spec: &EntitySpec,
+    mode: SyncMode,
+    cursor: Option<Millis>,
+    source_config: &SourceConfig,
+    page_size: usize,
+) -> (ListRequest, &'static str) {
+    match (mode, spec.since_filter, cursor) {
         (SyncMode::Incremental, Some(filter), Some(cursor)) => {
             let since = since_for(cursor, (source_config.lookback_minutes * 60_000) as i64);
             let mut params: Vec<(String, String)> = spec
@@ -455,99 +604,13 @@ async fn sync_entity(
             },
             "full",
         ),
-    };
-    report.method = method.to_string();
-    let source = run.source;
-    let progress = run.progress;
-    let mut records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
-    if method == "capped" && records.len() > source_config.capped_limit {
-        // Unpaged lists come whole: keep the newest N.
-        records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
-        records.truncate(source_config.capped_limit);
     }
-    report.listed = records.len();
+}
 
-    if let Some(current_names) = names.as_mut() {
-        if records.iter().any(|record| !current_names.unknown_keys(record).is_empty()) {
-            *current_names = refresh_field_names(engine, state, run.source, spec).await?;
-        }
-    }
-    let keyed: Vec<(String, Option<Millis>, Value)> = records
-        .into_iter()
-        .filter_map(|record| {
-            let id = record_id(&record, spec.id_field)?;
-            let modified = record_modified(&record, spec);
-            Some((id, modified, record))
-        })
-        .collect();
-    let keyed = dedupe_latest(keyed);
-    let seen: HashSet<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
-    let new_cursor = advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified));
-
-    // Full: write only what the index does not already hold at that modified time.
-    let selected: Vec<(String, Option<Millis>, Value)> = if mode == SyncMode::Full {
-        let index = state.all_current_versions(run.source, spec.name).await?;
-        let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
-        let wanted: HashSet<usize> = select_changed(&pairs, &index).into_iter().collect();
-        report.unchanged += keyed.len() - wanted.len();
-        keyed
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| wanted.contains(position))
-            .map(|(_, item)| item)
-            .collect()
-    } else {
-        keyed
-    };
-
-    let target = history_target(run.config, run.source, spec);
-    let mut writer = HistoryWriter::new(run.destination, state, target);
-    let mut totals = WriteStats::default();
-    let observed_at = wall_clock_ms();
-    let mut batch: Vec<Observed> = Vec::with_capacity(BATCH_SIZE.min(selected.len()));
-    for (id, _, record) in selected {
-        let mut record = if spec.list_is_partial {
-            let path = spec.detail_path.replace("{id}", &id);
-            report.fetched += 1;
-            match engine.get(&path, &[], true).await? {
-                Some(body) => body.get("data").cloned().unwrap_or(body),
-                // Gone between list and detail: the next full reconcile closes it.
-                None => continue,
-            }
-        } else {
-            record
-        };
-        if let Some(names) = &names {
-            rename_custom_fields(names, &mut record);
-        }
-        batch.push(observe(spec, record, observed_at)?);
-        if batch.len() >= BATCH_SIZE {
-            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
-        }
-    }
-    if !batch.is_empty() {
-        totals += writer.write(batch, wall_clock_ms()).await?;
-    }
-    if mode == SyncMode::Full {
-        totals += writer.close_absent(&seen, listing_started, wall_clock_ms()).await?;
-    }
-    report.new_versions = totals.plan.versions;
-    report.closed = totals.plan.closed;
-    report.deleted = totals.plan.deleted;
-    report.unchanged += totals.plan.unchanged + totals.plan.ignored;
-    if let Some(new_cursor) = new_cursor {
-        if Some(new_cursor) != cursor {
-            state
-                .set_cursor(run.source, spec.name, &cursor_key_value(new_cursor), wall_clock_ms())
-                .await?;
-        }
-    } else if cursor.is_none() {
-        // An empty entity: remember that the first run happened.
-        state
-            .set_cursor(run.source, spec.name, &cursor_key_value(0), wall_clock_ms())
-            .await?;
-    }
-    Ok(())
+/// The field of a sub-resource record holding its parent's id (`ticketId`): kept from the
+/// payload, or added from the parent the record was listed under.
+pub fn parent_id_field(parent: &EntitySpec) -> String {
+    format!("{}Id", parent.name)
 }
 
 /// "Now" in the upstream's clock, for a baseline: the modified time of the newest record (one

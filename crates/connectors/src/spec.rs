@@ -183,6 +183,10 @@ pub struct EntitySpec {
     pub list_is_partial: bool,
     /// Pipedrive field-definition endpoint naming the custom-field hash keys.
     pub fields_path: Option<&'static str>,
+    /// The parent entity of a sub-resource (`ticket` for Zoho Desk threads and comments): its id
+    /// replaces `{parent}` in `list_path` and `detail_path`, and its since-filter selects the
+    /// parents whose children an incremental run lists.
+    pub parent: Option<&'static str>,
 }
 
 const PD_ASC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "asc")];
@@ -212,6 +216,7 @@ const fn pipedrive_v2(
         detail_path,
         list_is_partial: false,
         fields_path,
+        parent: None,
     }
 }
 
@@ -244,8 +249,9 @@ const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
 const ZOHO_DESC: &[(&str, &str)] = &[("sortBy", "-modifiedTime")];
 const ZOHO_ID: &[(&str, &str)] = &[("sortBy", "id")];
 
-/// Zoho Desk. Threads and comments are sub-resources of tickets (`{parent}` in their paths);
-/// the reconciler of this build does not drive them yet.
+/// Zoho Desk. Threads and comments are sub-resources of tickets (`{parent}` in their paths):
+/// they are listed ticket by ticket, and an incremental run lists them only for the tickets the
+/// ticket since-filter returns. Their ids are unique across tickets, as upstream.
 pub static ZOHO_DESK: &[EntitySpec] = &[
     EntitySpec {
         name: "department",
@@ -263,6 +269,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/departments/{id}",
         list_is_partial: false,
         fields_path: None,
+        parent: None,
     },
     EntitySpec {
         name: "agent",
@@ -280,6 +287,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/agents/{id}",
         list_is_partial: false,
         fields_path: None,
+        parent: None,
     },
     EntitySpec {
         name: "contact",
@@ -297,6 +305,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/contacts/{id}",
         list_is_partial: false,
         fields_path: None,
+        parent: None,
     },
     EntitySpec {
         name: "ticket",
@@ -317,6 +326,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/tickets/{id}",
         list_is_partial: false,
         fields_path: None,
+        parent: None,
     },
     EntitySpec {
         name: "thread",
@@ -334,6 +344,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/tickets/{parent}/threads/{id}",
         list_is_partial: true,
         fields_path: None,
+        parent: Some("ticket"),
     },
     EntitySpec {
         name: "comment",
@@ -351,6 +362,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         detail_path: "/tickets/{parent}/comments/{id}",
         list_is_partial: false,
         fields_path: None,
+        parent: Some("ticket"),
     },
 ];
 
@@ -386,6 +398,7 @@ const fn halo(
         detail_path,
         list_is_partial: false,
         fields_path: None,
+        parent: None,
     }
 }
 
@@ -446,13 +459,13 @@ pub static HALOPSA: &[EntitySpec] = &[
     ),
 ];
 
-/// Whether the reconciler of this build drives an entity of a connector: Pipedrive, and Zoho
-/// Desk entities that are not sub-resources of tickets, HaloPSA.
+/// Whether the reconciler of this build drives an entity of a connector. Every described entity
+/// is reconciled, sub-resources (Zoho Desk threads and comments) included, as long as its parent
+/// is described with a since-filter.
 pub fn reconciler_supports(connector: ConnectorKind, spec: &EntitySpec) -> bool {
-    match connector {
-        ConnectorKind::Pipedrive => true,
-        ConnectorKind::ZohoDesk => !spec.list_path.contains("{parent}"),
-        ConnectorKind::Halopsa => true,
+    match spec.parent {
+        None => true,
+        Some(parent) => connector.entity(parent).is_some_and(|parent| parent.since_filter.is_some()),
     }
 }
 
@@ -471,6 +484,8 @@ mod tests {
         for connector in [ConnectorKind::Pipedrive, ConnectorKind::ZohoDesk, ConnectorKind::Halopsa] {
             for spec in connector.specs() {
                 assert!(spec.detail_path.contains("{id}"), "{}", spec.name);
+                assert_eq!(spec.list_path.contains("{parent}"), spec.parent.is_some(), "{}", spec.name);
+                assert!(reconciler_supports(connector, spec), "{}", spec.name);
             }
         }
     }

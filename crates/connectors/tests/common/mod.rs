@@ -134,7 +134,16 @@ impl Harness {
     /// As `assert_matches_truth`, but records created at or after `created_since` (virtual ms),
     /// such as records inserted while the last run paged, may still be missing.
     pub async fn assert_matches_truth_but_created_since(&self, created_since: Option<i64>) {
+        self.assert_matches_truth_except(created_since, &[]).await
+    }
+
+    /// As `assert_matches_truth_but_created_since`, skipping the entities in `skip` (such as
+    /// Zoho Desk comments after an incremental run: an edited comment does not bump its ticket).
+    pub async fn assert_matches_truth_except(&self, created_since: Option<i64>, skip: &[&str]) {
         for name in self.config.sources[SOURCE].selected_entities() {
+            if skip.contains(&name) {
+                continue;
+            }
             let spec = self.config.sources[SOURCE].connector.entity(name).unwrap();
             let entity: Entity = serde_json::from_value(serde_json::json!(name)).unwrap();
             let names = stored_field_names(self.state.as_ref(), SOURCE, name).await.unwrap();

@@ -352,6 +352,26 @@ fn bump_ticket(ctx: &mut Ctx, ticket_id: RecordId, counter: &str, now: i64) -> R
     Ok(ctx.write(Entity::Ticket, ticket_id, Some(ticket), now, ChangeAction::Update, None))
 }
 
+/// Deletes the threads and comments of a deleted ticket, as Zoho does (its sub-resource
+/// endpoints answer 404 from then on), each with a recorded delete version.
+fn delete_children(ctx: &mut Ctx, ticket_id: RecordId, now: i64) -> Vec<ChangeEvent> {
+    let ticket = id_text(ticket_id);
+    let mut events = Vec::new();
+    for entity in [Entity::Thread, Entity::Comment] {
+        let children: Vec<RecordId> = ctx
+            .store
+            .rows(entity)
+            .into_iter()
+            .filter(|row| row.record["ticketId"] == ticket)
+            .map(|row| row.id)
+            .collect();
+        for child in children {
+            events.push(ctx.write(entity, child, None, now, ChangeAction::Delete, None));
+        }
+    }
+    events
+}
+
 /// Applies one change to the Zoho Desk world.
 pub fn apply(ctx: &mut Ctx, rng: &mut StdRng, request: &ChangeRequest) -> Result<Vec<ChangeEvent>, ChangeError> {
     let now = ctx.now_ms();
@@ -438,6 +458,9 @@ pub fn apply(ctx: &mut Ctx, rng: &mut StdRng, request: &ChangeRequest) -> Result
                 )));
             }
             let mut events = vec![ctx.write(*entity, *id, None, now, ChangeAction::Delete, None)];
+            if *entity == Entity::Ticket {
+                events.extend(delete_children(ctx, *id, now));
+            }
             if *entity == Entity::Comment {
                 if let Some(ticket_id) = id_of(&record["ticketId"]) {
                     if let Ok(mut ticket) = ctx.live(Entity::Ticket, ticket_id) {
@@ -511,6 +534,54 @@ mod tests {
         assert_eq!(count_text(&ticket["threadCount"]), count_text(&before["threadCount"]) + 1);
         assert_eq!(ticket["modifiedTime"], time(world.ctx.now_ms()));
         assert!(ticket["modifiedTime"].as_str().expect("string").ends_with('Z'));
+    }
+
+    #[test]
+    fn deleting_a_ticket_deletes_its_threads_and_comments() {
+        let mut world = World::new(SimulatorConfig::for_connector(Connector::ZohoDesk)).expect("world");
+        world.ctx.clock.advance_ms(1000);
+        let thread = world.apply(&ChangeRequest::Create { entity: Entity::Thread }).expect("thread");
+        let ticket_id = thread[1].id;
+        let thread_id = thread[0].id;
+        let ticket_text = id_text(ticket_id);
+        let comment_id = loop {
+            let events = world.apply(&ChangeRequest::Create { entity: Entity::Comment }).expect("comment");
+            if events[1].id == ticket_id {
+                break events[0].id;
+            }
+        };
+        let children = |world: &World, entity: Entity| {
+            world
+                .ctx
+                .store
+                .rows(entity)
+                .into_iter()
+                .filter(|row| row.record["ticketId"] == ticket_text)
+                .count()
+        };
+        let threads_before = children(&world, Entity::Thread);
+        let comments_before = children(&world, Entity::Comment);
+        assert!(threads_before >= 1 && comments_before >= 1);
+
+        world.ctx.clock.advance_ms(1000);
+        let events = world
+            .apply(&ChangeRequest::Delete {
+                entity: Entity::Ticket,
+                id: ticket_id,
+            })
+            .expect("delete");
+        assert_eq!(events.len(), 1 + threads_before + comments_before);
+        assert!(events
+            .iter()
+            .all(|event| event.after.is_none() && event.at_ms == world.ctx.now_ms()));
+        assert_eq!(children(&world, Entity::Thread), 0);
+        assert_eq!(children(&world, Entity::Comment), 0);
+        assert!(world.ctx.store.current(Entity::Thread, thread_id).is_none());
+        assert!(world.ctx.store.current(Entity::Comment, comment_id).is_none());
+        // The deletes are versions of the records, not silent removals.
+        let deleted: Vec<(Entity, RecordId)> = events.iter().map(|event| (event.entity, event.id)).collect();
+        assert!(deleted.contains(&(Entity::Thread, thread_id)));
+        assert!(deleted.contains(&(Entity::Comment, comment_id)));
     }
 
     #[test]
