@@ -26,105 +26,131 @@ fn records_of(body: &Value, key: &str) -> Vec<Value> {
     }
 }
 
+/// Where the next page starts.
+enum PagePosition {
+    /// The first page of a cursor-paged list.
+    FirstCursor,
+    /// A cursor from the previous page.
+    Cursor(String),
+    /// A record offset (`start` or `from`).
+    Offset(usize),
+    /// A 1-based page number.
+    Page(usize),
+}
+
+impl PagePosition {
+    fn first(pagination: Pagination) -> Self {
+        match pagination {
+            Pagination::Unpaged | Pagination::Cursor => PagePosition::FirstCursor,
+            Pagination::StartLimit | Pagination::FromLimit => PagePosition::Offset(0),
+            Pagination::PageNumber => PagePosition::Page(1),
+        }
+    }
+
+    /// The paging parameters of this page.
+    fn query(&self, pagination: Pagination, limit: &str) -> Vec<(String, String)> {
+        let pair = |name: &str, value: String| (name.to_string(), value);
+        match (pagination, self) {
+            (Pagination::Unpaged, _) => Vec::new(),
+            (Pagination::Cursor, PagePosition::Cursor(cursor)) => vec![pair("limit", limit.into()), pair("cursor", cursor.clone())],
+            (Pagination::Cursor, _) => vec![pair("limit", limit.into())],
+            (Pagination::StartLimit, PagePosition::Offset(start)) => vec![pair("limit", limit.into()), pair("start", start.to_string())],
+            (Pagination::FromLimit, PagePosition::Offset(from)) => vec![pair("limit", limit.into()), pair("from", from.to_string())],
+            (Pagination::PageNumber, PagePosition::Page(number)) => {
+                vec![
+                    pair("pageinate", "true".into()),
+                    pair("page_size", limit.into()),
+                    pair("page_no", number.to_string()),
+                ]
+            }
+            _ => unreachable!("a page position always matches its pagination kind"),
+        }
+    }
+
+    /// The next page after one that returned `count` records (`listed` so far), or `None` at
+    /// the end of the list.
+    fn next(&self, pagination: Pagination, body: &Value, count: usize, page_size: usize, listed: usize) -> Option<Self> {
+        match (pagination, self) {
+            (Pagination::Unpaged, _) => None,
+            (Pagination::Cursor, _) => body["additional_data"]["next_cursor"]
+                .as_str()
+                .map(|cursor| PagePosition::Cursor(cursor.to_string())),
+            (Pagination::StartLimit, PagePosition::Offset(start)) => {
+                let pagination = &body["additional_data"]["pagination"];
+                if count == 0 || !pagination["more_items_in_collection"].as_bool().unwrap_or(false) {
+                    return None;
+                }
+                Some(PagePosition::Offset(
+                    pagination["next_start"].as_u64().map_or(start + count, |next| next as usize),
+                ))
+            }
+            (Pagination::FromLimit, PagePosition::Offset(from)) => (count >= page_size).then_some(PagePosition::Offset(from + count)),
+            (Pagination::PageNumber, PagePosition::Page(number)) => {
+                let total = body["record_count"].as_u64().unwrap_or(0) as usize;
+                (count >= page_size && listed < total).then_some(PagePosition::Page(number + 1))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Pages through a list endpoint and returns every record, calling `on_page` with the running
 /// count after each page.
 pub async fn list_records(
     engine: &HttpEngine,
     spec: &EntitySpec,
     request: &ListRequest,
+    on_page: impl FnMut(usize),
+) -> Result<Vec<Value>, ConnectorError> {
+    page_through(
+        engine,
+        spec,
+        &request.path,
+        &request.params,
+        request.page_size,
+        request.cap,
+        false,
+        on_page,
+    )
+    .await
+}
+
+/// The one paging loop behind [`list_records`] and [`list_children`]. With `missing_is_empty`,
+/// a 404 reads as an empty list.
+#[allow(clippy::too_many_arguments)]
+async fn page_through(
+    engine: &HttpEngine,
+    spec: &EntitySpec,
+    path: &str,
+    params: &[(String, String)],
+    page_size: usize,
+    cap: Option<usize>,
+    missing_is_empty: bool,
     mut on_page: impl FnMut(usize),
 ) -> Result<Vec<Value>, ConnectorError> {
     let mut records: Vec<Value> = Vec::new();
-    let limit = request.page_size.to_string();
-    let full = |records: &Vec<Value>| request.cap.is_some_and(|cap| records.len() >= cap);
-    match spec.pagination {
-        Pagination::Unpaged => {
-            if let Some(body) = engine.get(&request.path, &request.params, false).await? {
-                records = records_of(&body, spec.records_key);
-            }
-            on_page(records.len());
+    let page_size = page_size.max(1);
+    let limit = page_size.to_string();
+    let mut position = PagePosition::first(spec.pagination);
+    loop {
+        let mut query = params.to_vec();
+        query.extend(position.query(spec.pagination, &limit));
+        let Some(body) = engine.get(path, &query, missing_is_empty).await? else {
+            break;
+        };
+        let page = records_of(&body, spec.records_key);
+        let count = page.len();
+        records.extend(page);
+        on_page(records.len());
+        if cap.is_some_and(|cap| records.len() >= cap) {
+            break;
         }
-        Pagination::Cursor => {
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut query = request.params.clone();
-                query.push(("limit".into(), limit.clone()));
-                if let Some(cursor) = &cursor {
-                    query.push(("cursor".into(), cursor.clone()));
-                }
-                let Some(body) = engine.get(&request.path, &query, false).await? else {
-                    break;
-                };
-                records.extend(records_of(&body, spec.records_key));
-                on_page(records.len());
-                cursor = body["additional_data"]["next_cursor"].as_str().map(str::to_string);
-                if cursor.is_none() || full(&records) {
-                    break;
-                }
-            }
-        }
-        Pagination::StartLimit => {
-            let mut start = 0usize;
-            loop {
-                let mut query = request.params.clone();
-                query.push(("limit".into(), limit.clone()));
-                query.push(("start".into(), start.to_string()));
-                let Some(body) = engine.get(&request.path, &query, false).await? else {
-                    break;
-                };
-                let page = records_of(&body, spec.records_key);
-                let count = page.len();
-                records.extend(page);
-                on_page(records.len());
-                let pagination = &body["additional_data"]["pagination"];
-                if count == 0 || !pagination["more_items_in_collection"].as_bool().unwrap_or(false) || full(&records) {
-                    break;
-                }
-                start = pagination["next_start"].as_u64().map(|next| next as usize).unwrap_or(start + count);
-            }
-        }
-        Pagination::FromLimit => {
-            let mut from = 0usize;
-            loop {
-                let mut query = request.params.clone();
-                query.push(("limit".into(), limit.clone()));
-                query.push(("from".into(), from.to_string()));
-                let Some(body) = engine.get(&request.path, &query, false).await? else {
-                    break;
-                };
-                let page = records_of(&body, spec.records_key);
-                let count = page.len();
-                records.extend(page);
-                on_page(records.len());
-                if count < request.page_size || full(&records) {
-                    break;
-                }
-                from += count;
-            }
-        }
-        Pagination::PageNumber => {
-            let mut page_no = 1usize;
-            loop {
-                let mut query = request.params.clone();
-                query.push(("pageinate".into(), "true".into()));
-                query.push(("page_size".into(), limit.clone()));
-                query.push(("page_no".into(), page_no.to_string()));
-                let Some(body) = engine.get(&request.path, &query, false).await? else {
-                    break;
-                };
-                let page = records_of(&body, spec.records_key);
-                let count = page.len();
-                records.extend(page);
-                on_page(records.len());
-                let total = body["record_count"].as_u64().unwrap_or(0) as usize;
-                if count < request.page_size || records.len() >= total || full(&records) {
-                    break;
-                }
-                page_no += 1;
-            }
+        match position.next(spec.pagination, &body, count, page_size, records.len()) {
+            Some(next) => position = next,
+            None => break,
         }
     }
-    if let Some(cap) = request.cap {
+    if let Some(cap) = cap {
         records.truncate(cap);
     }
     Ok(records)
@@ -141,24 +167,6 @@ pub async fn list_children(
     page_size: usize,
 ) -> Result<Vec<Value>, ConnectorError> {
     let path = spec.list_path.replace("{parent}", parent_id);
-    let limit = page_size.max(1);
-    let mut records: Vec<Value> = Vec::new();
-    let mut from = 0usize;
-    loop {
-        let mut query = params.to_vec();
-        query.push(("limit".into(), limit.to_string()));
-        query.push(("from".into(), from.to_string()));
-        // `is_detail`: a vanished parent's 404 is an empty list, not a failure.
-        let Some(body) = engine.get(&path, &query, true).await? else {
-            break;
-        };
-        let page = records_of(&body, spec.records_key);
-        let count = page.len();
-        records.extend(page);
-        if count < limit {
-            break;
-        }
-        from += count;
-    }
-    Ok(records)
+    // `missing_is_empty`: a vanished parent's 404 is an empty list, not a failure.
+    page_through(engine, spec, &path, params, page_size, None, true, |_| {}).await
 }
