@@ -6,21 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{by_entity, harness, quiet_config, totals, AuthKind};
+use common::{by_entity, harness, no_deletes, quiet_config, totals, AuthKind};
 use syncline_connectors::reconcile::SyncMode;
-use syncline_simulator::{ChangeMix, Connector, Entity};
+use syncline_simulator::{Connector, Entity};
 
 const ENTITIES: &str = "";
-
-fn no_deletes() -> ChangeMix {
-    ChangeMix {
-        create: 0.25,
-        update: 0.6,
-        delete: 0.0,
-        merge: 0.0,
-        deactivate_user: 0.0,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halopsa_incremental_run_heals_every_dropped_webhook() {
