@@ -3,6 +3,11 @@
 //! The whole file is validated before anything is written (a malformed line names its line
 //! number and nothing is applied); then records are applied in batches, each one transaction
 //! in the destination followed by the state-store update.
+//!
+//! Memory stays bounded whatever the file's size: one long-lived parser thread reads the file
+//! and hands batches over a channel that holds one batch, so at most three batches are in
+//! flight (being parsed, waiting, being written). The state-store update of a batch runs while
+//! the destination applies the next one (see `HistoryWriter::deferring_index_writes`).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -14,11 +19,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use syncline_core::{
-    flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatRecord, FlatValue, HistoryProfile, Millis,
+    format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatRecord, FlatValue, Flattener, HistoryProfile, LineError, Millis,
     NamingOptions, Observation, ObservationKind, ProfileKind,
 };
-use syncline_destinations::{DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats};
-use syncline_state::SqliteStateStore;
+use syncline_destinations::{
+    open_destination, Destination, DestinationConfig, DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats,
+};
+use syncline_state::postgres_url::redact_url;
+use syncline_state::{open_state_store, StateConfig};
 
 /// The history profiles selectable on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -32,12 +40,18 @@ pub enum ProfileArg {
 /// Arguments of `syncline load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The DuckDB file to write (created if missing).
-    #[arg(long, default_value = "warehouse.duckdb")]
-    pub duckdb: PathBuf,
-    /// The SQLite state file (current-record index), created if missing.
-    #[arg(long, default_value = "state.db")]
-    pub state: PathBuf,
+    /// Where the history table goes: `duckdb:///path/warehouse.duckdb` (or a plain path),
+    /// `postgres://user[:password]@host:5432/database?schema=name`. Default: the DuckDB file
+    /// `warehouse.duckdb`.
+    #[arg(long, value_name = "URL", conflicts_with = "duckdb")]
+    pub destination: Option<String>,
+    /// The DuckDB file to write (created if missing); short for `--destination duckdb://PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub duckdb: Option<PathBuf>,
+    /// The state store (current-record index): an SQLite file, as a path or `sqlite://path`
+    /// (created if missing), or `postgres://user[:password]@host:5432/database?schema=name`.
+    #[arg(long, value_name = "URL", default_value = "state.db")]
+    pub state: String,
     /// The source name that scopes the state (one per upstream account).
     #[arg(long, default_value = "import")]
     pub source: String,
@@ -82,7 +96,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub keep_names: bool,
     /// Records per transaction (larger is faster, smaller uses less memory).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -90,6 +104,9 @@ pub struct LoadArgs {
     /// The JSON-lines file to load.
     pub file: PathBuf,
 }
+
+/// Records per transaction unless `--batch-size` says otherwise.
+const DEFAULT_BATCH_SIZE: usize = 10_000;
 
 /// Everything derived from the arguments before any I/O.
 struct LoadPlan {
@@ -130,7 +147,7 @@ impl LoadPlan {
             };
         }
         if args.batch_size == 0 {
-            bail!("--batch-size must be at least 1; the default is 50000");
+            bail!("--batch-size must be at least 1; the default is {DEFAULT_BATCH_SIZE}");
         }
         Ok(Self {
             naming,
@@ -143,9 +160,11 @@ impl LoadPlan {
 
     /// Parses one line into its flattened record, id and observation time, or says what is
     /// wrong with it.
-    fn parse(&self, line: &str) -> anyhow::Result<(FlatRecord, String, Millis)> {
-        let value: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
-        let record = flatten_record(value, self.naming)?;
+    fn parse(&self, flattener: &mut Flattener, line: &str) -> anyhow::Result<(FlatRecord, String, Millis)> {
+        let record = flattener.flatten_str(line).map_err(|error| match error {
+            LineError::Json(error) => anyhow::Error::new(error).context("invalid JSON"),
+            LineError::Record(error) => error.into(),
+        })?;
         let id = record.primary_key(&self.primary_key)?;
         if let Some(reserved) = record
             .fields
@@ -169,9 +188,9 @@ impl LoadPlan {
         Ok((record, id, time))
     }
 
-    /// Parses one line into an observation.
-    fn observe(&self, line: &str) -> anyhow::Result<Observed> {
-        let (record, id, time) = self.parse(line)?;
+    /// Parses one line into an observation; the line becomes the record the index keeps.
+    fn observe(&self, flattener: &mut Flattener, line: &str) -> anyhow::Result<Observed> {
+        let (record, id, time) = self.parse(flattener, line)?;
         let hash = row_hash(&record);
         Ok(Observed {
             observation: Observation {
@@ -179,11 +198,14 @@ impl LoadPlan {
                 time,
                 kind: ObservationKind::Upsert { record, row_hash: hash },
             },
-            raw: Some(line.to_string()),
+            raw: Some(line.to_owned()),
             terminal: false,
         })
     }
 }
+
+/// The read buffer of each pass over the file.
+const READ_BUFFER: usize = 256 << 10;
 
 /// What validating one range of the file found.
 struct RangeCheck {
@@ -199,7 +221,8 @@ struct RangeCheck {
 fn validate_range(path: &Path, start: u64, end: u64, plan: &LoadPlan) -> anyhow::Result<RangeCheck> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}; check the path", path.display()))?;
     file.seek(SeekFrom::Start(start))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let mut flattener = Flattener::new(plan.naming);
     let (mut offset, mut lines, mut records) = (start, 0u64, 0u64);
     let mut line = String::new();
     while offset < end {
@@ -215,7 +238,7 @@ fn validate_range(path: &Path, start: u64, end: u64, plan: &LoadPlan) -> anyhow:
         if line.trim().is_empty() {
             continue;
         }
-        if let Err(error) = plan.parse(line.trim_end_matches(['\n', '\r'])) {
+        if let Err(error) = plan.parse(&mut flattener, line.trim_end_matches(['\n', '\r'])) {
             return Ok(RangeCheck {
                 lines,
                 records,
@@ -265,43 +288,126 @@ fn validate(path: &Path, plan: &LoadPlan) -> anyhow::Result<u64> {
     Ok(first.records + second.records)
 }
 
-/// Pass two, on its own thread: parses batches of observations and hands them over one at a
-/// time, so parsing the next batch overlaps writing the current one.
-fn parse_batches(
+/// What the parser thread sends: the validation result first, then batches of observations.
+enum Parsed {
+    /// Pass one is over: the number of records, or the first bad line.
+    Validated(anyhow::Result<u64>),
+    /// A batch of pass two.
+    Batch(anyhow::Result<Vec<Observed>>),
+}
+
+/// The parser thread, one for the whole load (a thread of its own rather than the blocking
+/// pool, whose idle threads would keep the memory they freed): validates the file (pass one,
+/// with a helper thread for the second half), then parses it again in batches (pass two),
+/// which it sends through a channel holding one batch, so parsing the next batch overlaps
+/// writing the current one and at most three batches exist at a time.
+fn spawn_parser(
     path: PathBuf,
     plan: Arc<LoadPlan>,
     batch_size: usize,
-    sender: tokio::sync::mpsc::Sender<anyhow::Result<Vec<Observed>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let result = (|| -> anyhow::Result<()> {
-            let reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
-            let mut batch = Vec::with_capacity(batch_size);
-            for (index, line) in reader.lines().enumerate() {
-                let line = line.with_context(|| format!("cannot read line {}", index + 1))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                batch.push(
-                    plan.observe(&line)
-                        .with_context(|| format!("line {} changed while loading", index + 1))?,
-                );
-                if batch.len() >= batch_size {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    if sender.blocking_send(Ok(full)).is_err() {
-                        return Ok(());
-                    }
-                }
+    sender: tokio::sync::mpsc::Sender<Parsed>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("syncline-parse".into())
+        .spawn(move || {
+            let validated = validate(&path, &plan);
+            let valid = validated.is_ok();
+            if sender.blocking_send(Parsed::Validated(validated)).is_err() || !valid {
+                return;
             }
-            if !batch.is_empty() {
-                let _ = sender.blocking_send(Ok(batch));
+            if let Err(error) = parse_batches(&path, &plan, batch_size, &sender) {
+                let _ = sender.blocking_send(Parsed::Batch(Err(error)));
             }
-            Ok(())
-        })();
-        if let Err(error) = result {
-            let _ = sender.blocking_send(Err(error));
+        })
+        .context("cannot start the parser thread")
+}
+
+/// Pass two: parses the file into batches and sends them; stops early when the receiver is gone.
+fn parse_batches(path: &Path, plan: &LoadPlan, batch_size: usize, sender: &tokio::sync::mpsc::Sender<Parsed>) -> anyhow::Result<()> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
+    let mut flattener = Flattener::new(plan.naming);
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut number = 0usize;
+    let mut buffer = String::new();
+    loop {
+        buffer.clear();
+        let read = reader
+            .read_line(&mut buffer)
+            .with_context(|| format!("cannot read line {}", number + 1))?;
+        if read == 0 {
+            break;
         }
-    })
+        number += 1;
+        let line = buffer.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push(
+            plan.observe(&mut flattener, line)
+                .with_context(|| format!("line {number} changed while loading"))?,
+        );
+        if batch.len() >= batch_size {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            if sender.blocking_send(Parsed::Batch(Ok(full))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.blocking_send(Parsed::Batch(Ok(batch)));
+    }
+    Ok(())
+}
+
+/// The destination as opened for a load.
+enum LoadDestination {
+    /// DuckDB, holding the file open for the whole load.
+    DuckDb(DuckDbDestination),
+    /// Any other destination.
+    Other(Box<dyn Destination>),
+}
+
+impl LoadDestination {
+    async fn open(config: &DestinationConfig) -> anyhow::Result<Self> {
+        Ok(match config {
+            DestinationConfig::DuckDb { path } => LoadDestination::DuckDb(DuckDbDestination::new(path).holding_file_open()),
+            other => LoadDestination::Other(open_destination(other).await.context("cannot open the destination")?),
+        })
+    }
+
+    fn as_dyn(&self) -> &dyn Destination {
+        match self {
+            LoadDestination::DuckDb(destination) => destination,
+            LoadDestination::Other(destination) => destination.as_ref(),
+        }
+    }
+
+    async fn release(&self) -> anyhow::Result<()> {
+        if let LoadDestination::DuckDb(destination) = self {
+            destination.release().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The destination named by `--destination` or `--duckdb` (default: `warehouse.duckdb`).
+fn destination_config(args: &LoadArgs) -> anyhow::Result<DestinationConfig> {
+    match (&args.destination, &args.duckdb) {
+        (Some(url), _) => url.parse().context("--destination"),
+        (None, Some(path)) => Ok(DestinationConfig::DuckDb { path: path.clone() }),
+        (None, None) => Ok(DestinationConfig::DuckDb {
+            path: "warehouse.duckdb".into(),
+        }),
+    }
+}
+
+/// The destination as the summary names it (never with a password).
+fn describe_destination(config: &DestinationConfig) -> String {
+    match config {
+        DestinationConfig::DuckDb { path } => path.display().to_string(),
+        DestinationConfig::Postgres { url, schema } => format!("{} (schema {schema})", redact_url(url)),
+        DestinationConfig::BigQuery(config) => format!("bigquery://{}/{}", config.project, config.dataset),
+    }
 }
 
 fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
@@ -326,6 +432,8 @@ fn now_millis() -> Millis {
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Arc::new(LoadPlan::from_args(&args, now_millis())?);
+    let destination_config = destination_config(&args)?;
+    let state_config: StateConfig = args.state.parse().context("--state")?;
     let deleted_ids = match &args.deleted_ids {
         None => Vec::new(),
         Some(path) => std::fs::read_to_string(path)
@@ -336,16 +444,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .map(str::to_string)
             .collect(),
     };
-    let total = {
-        let (path, plan) = (args.file.clone(), Arc::clone(&plan));
-        tokio::task::spawn_blocking(move || validate(&path, &plan))
-            .await
-            .context("the validation task failed")??
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+    let _parser = spawn_parser(args.file.clone(), Arc::clone(&plan), args.batch_size, sender)?;
+    let total = match receiver.recv().await {
+        Some(Parsed::Validated(result)) => result?,
+        _ => bail!("the parser thread stopped before validating the file"),
     };
     tracing::info!(file = %args.file.display(), records = total, elapsed_ms = started.elapsed().as_millis() as u64, "file validated");
 
-    let destination = DuckDbDestination::new(&args.duckdb).holding_file_open();
-    let state = SqliteStateStore::open(&args.state).with_context(|| format!("cannot open the state store {}", args.state.display()))?;
+    let destination = LoadDestination::open(&destination_config).await?;
+    let state = open_state_store(&state_config)
+        .await
+        .with_context(|| format!("cannot open the state store {}", redact_url(&args.state)))?;
     let mut timestamp_columns: HashSet<String> = args
         .timestamp_fields
         .iter()
@@ -361,14 +471,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         timestamp_columns,
     };
     let table = target.table.clone();
-    let mut writer = HistoryWriter::new(&destination, &state, target);
+    let mut writer = HistoryWriter::new(destination.as_dyn(), state.as_ref(), target).deferring_index_writes();
     let bar = progress_bar(total);
     let mut stats = WriteStats::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut done = 0u64;
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
-    let parser = parse_batches(args.file.clone(), Arc::clone(&plan), args.batch_size, sender);
-    while let Some(batch) = receiver.recv().await {
+    while let Some(parsed) = receiver.recv().await {
+        let Parsed::Batch(batch) = parsed else { continue };
         let batch = batch?;
         if args.full_extract {
             seen.extend(batch.iter().map(|observed| observed.observation.id.clone()));
@@ -377,7 +486,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         stats += writer.write(batch, now_millis()).await?;
         report_progress(bar.as_ref(), done, total, &stats);
     }
-    parser.await.context("the parser task failed")?;
+    if done != total {
+        bail!("the file changed while loading ({done} records read, {total} validated); run again");
+    }
     if !deleted_ids.is_empty() {
         let deletes = deleted_ids
             .into_iter()
@@ -396,12 +507,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if args.full_extract {
         stats += writer.close_absent(&seen, plan.at, now_millis()).await?;
     }
+    drop(seen);
+    writer.flush().await?;
     drop(writer);
     destination.release().await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print_summary(&args, &table, total, &stats, started.elapsed().as_secs_f64(), plan.at);
+    let summary = Summary {
+        table: &table,
+        destination: describe_destination(&destination_config),
+        records: total,
+        elapsed: started.elapsed().as_secs_f64(),
+        at: plan.at,
+    };
+    print_summary(&args, &summary, &stats);
     Ok(())
 }
 
@@ -418,10 +538,26 @@ fn report_progress(bar: Option<&indicatif::ProgressBar>, done: u64, total: u64, 
     }
 }
 
-fn print_summary(args: &LoadArgs, table: &str, records: u64, stats: &WriteStats, elapsed: f64, at: Millis) {
+/// What the summary reports besides the write counts.
+struct Summary<'a> {
+    table: &'a str,
+    destination: String,
+    records: u64,
+    elapsed: f64,
+    at: Millis,
+}
+
+fn print_summary(args: &LoadArgs, summary: &Summary<'_>, stats: &WriteStats) {
+    let Summary {
+        table,
+        records,
+        elapsed,
+        at,
+        ..
+    } = *summary;
     let plan = stats.plan;
     if args.json {
-        let summary = serde_json::json!({
+        let report = serde_json::json!({
             "table": table,
             "records": records,
             "inserted_versions": plan.versions,
@@ -432,14 +568,12 @@ fn print_summary(args: &LoadArgs, table: &str, records: u64, stats: &WriteStats,
             "schema_changes": stats.schema_changes,
             "elapsed_seconds": elapsed,
             "observed_at": format_timestamp(at),
+            "destination": summary.destination,
         });
-        println!("{summary}");
+        println!("{report}");
         return;
     }
-    println!(
-        "loaded {records} records into {table} of {} in {elapsed:.2} s",
-        args.duckdb.display()
-    );
+    println!("loaded {records} records into {table} of {} in {elapsed:.2} s", summary.destination);
     println!("  inserted versions  {:>10}", plan.versions);
     println!("  closed (changed)   {:>10}", plan.closed);
     println!("  unchanged          {:>10}", plan.unchanged);

@@ -1,7 +1,9 @@
 //! The `syncline` binary.
 
 mod compare;
+mod demo;
 mod load;
+mod serve;
 mod simulate;
 mod sync;
 
@@ -36,6 +38,12 @@ enum Command {
     Check(sync::CheckArgs),
     /// Compare two history datasets (migration parity check).
     Compare(compare::CompareArgs),
+    /// Run the webhook server, the inbox worker and the scheduler.
+    Serve(serve::ServeArgs),
+    /// Show, retry or drop the webhook inbox's dead letters.
+    Inbox(serve::InboxArgs),
+    /// Run the whole loop against a simulated Pipedrive, no accounts needed, and check parity.
+    Demo(demo::DemoArgs),
 }
 
 /// Logs go to stderr: readable on a terminal, JSON lines otherwise. `RUST_LOG` filters them.
@@ -66,6 +74,9 @@ fn main() -> std::process::ExitCode {
             Command::Sync(args) => sync::run_sync(args).await,
             Command::Check(args) => sync::run_check(args).await,
             Command::Compare(args) => compare::run(args).await,
+            Command::Serve(args) => serve::run_serve(args).await,
+            Command::Inbox(args) => serve::run_inbox(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

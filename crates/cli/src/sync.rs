@@ -126,6 +126,7 @@ pub async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
                 mode,
                 only_entity: args.entity.as_deref(),
                 progress,
+                engine: None,
             })
             .await,
         );
@@ -291,7 +292,11 @@ mod tests {
             method: "incremental".into(),
             listed: 12,
             new_versions: 3,
-            calls: syncline_connectors::CallStats { calls: 2, cost: 20 },
+            calls: syncline_connectors::CallStats {
+                calls: 2,
+                cost: 20,
+                ..Default::default()
+            },
             ..EntityReport::default()
         }];
         let table = summary_table(&reports);

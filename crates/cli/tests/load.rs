@@ -293,3 +293,143 @@ fn a_locked_file_is_retried_until_it_is_free() {
     assert!(stderr.contains("locked by another process"), "the wait must be logged: {stderr}");
     assert_eq!(summary(&output)["inserted_versions"], 50);
 }
+
+/// Drops the test's PostgreSQL schemas when the test ends, passed or not (through `psql`, which
+/// `.ci/run` needs anyway; a leftover schema is only reported).
+struct DropSchemas {
+    base: String,
+    schemas: Vec<String>,
+}
+
+impl Drop for DropSchemas {
+    fn drop(&mut self) {
+        let statements: String = self
+            .schemas
+            .iter()
+            .map(|schema| format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;"))
+            .collect();
+        let dropped = Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &self.base, "-c", &statements])
+            .output();
+        if !dropped.is_ok_and(|output| output.status.success()) {
+            eprintln!("could not drop the test schemas {:?}; drop them by hand", self.schemas);
+        }
+    }
+}
+
+#[test]
+fn loads_into_postgres_with_postgres_state_and_matches_duckdb() {
+    use syncline_state::postgres_url::{test_service_url, unique_test_schema};
+    let Some(base) = test_service_url() else { return };
+    let (warehouse, state) = (unique_test_schema("syncline_load_dest"), unique_test_schema("syncline_load_state"));
+    let _cleanup = DropSchemas {
+        base: base.clone(),
+        schemas: vec![warehouse.clone(), state.clone()],
+    };
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let destination_url = format!("{base}{separator}schema={warehouse}");
+    let state_url = format!("{base}{separator}schema={state}");
+    let directory = tempfile::tempdir().unwrap();
+    let load = |file: &str, at: &str, destination: &[&str], state: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_syncline"))
+            .arg("load")
+            .args(destination)
+            .args(["--state", state])
+            .args([
+                "--entity",
+                "deal",
+                "--modified-field",
+                "update_time",
+                "--full-extract",
+                "--at",
+                at,
+                "--json",
+            ])
+            .arg(examples().join(file))
+            .output()
+            .expect("run syncline");
+        summary(&output)
+    };
+    let postgres = ["--destination", destination_url.as_str()];
+    let first = load("deals.jsonl", "2026-01-01T12:00:00Z", &postgres, &state_url);
+    assert_eq!(first["inserted_versions"], 50);
+    assert!(first["destination"].as_str().unwrap().contains(&warehouse), "{first}");
+    let second = load("deals_day2.jsonl", "2026-01-02T12:00:00Z", &postgres, &state_url);
+    assert_eq!(
+        (
+            &second["inserted_versions"],
+            &second["closed"],
+            &second["deleted"],
+            &second["unchanged"]
+        ),
+        (&15.into(), &10.into(), &2.into(), &38.into())
+    );
+    let again = load("deals_day2.jsonl", "2026-01-02T12:00:00Z", &postgres, &state_url);
+    assert_eq!(again["inserted_versions"], 0, "a replayed extract changes nothing");
+    assert_eq!(again["deleted"], 0);
+
+    // the same two loads into DuckDB (SQLite state, given as a URL) give the same history
+    let duckdb = format!("duckdb://{}", directory.path().join("warehouse.duckdb").display());
+    let sqlite = format!("sqlite://{}", directory.path().join("state.db").display());
+    load("deals.jsonl", "2026-01-01T12:00:00Z", &["--destination", &duckdb], &sqlite);
+    load("deals_day2.jsonl", "2026-01-02T12:00:00Z", &["--destination", &duckdb], &sqlite);
+    assert_eq!(query_i64(directory.path(), "SELECT count(*) FROM deal_history"), 65);
+    let compared = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .args(["compare", "--json", "--left", &duckdb, "--right", &destination_url])
+        .output()
+        .expect("run syncline compare");
+    let report = String::from_utf8_lossy(&compared.stdout);
+    assert_eq!(
+        compared.status.code(),
+        Some(0),
+        "postgres and duckdb histories differ: {report}{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+}
+
+#[test]
+fn destination_flags_are_checked() {
+    let directory = tempfile::tempdir().unwrap();
+    let deals = examples().join("deals.jsonl");
+    let both = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .args([
+            "load",
+            "--entity",
+            "deal",
+            "--duckdb",
+            "a.duckdb",
+            "--destination",
+            "duckdb://b.duckdb",
+        ])
+        .arg(&deals)
+        .current_dir(directory.path())
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
+    let unknown = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .args(["load", "--entity", "deal", "--destination", "mysql://ann:s3cret@db/w"])
+        .arg(&deals)
+        .current_dir(directory.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr.contains("--destination") && stderr.contains("duckdb://") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+    let state = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .args(["load", "--entity", "deal", "--state", "redis://x"])
+        .arg(&deals)
+        .current_dir(directory.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&state.stderr);
+    assert!(!state.status.success());
+    assert!(stderr.contains("--state") && stderr.contains("sqlite://"), "{stderr}");
+    assert!(
+        !directory.path().join("warehouse.duckdb").exists(),
+        "nothing is written on a bad flag"
+    );
+}

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use syncline_core::{HistoryProfile, ProfileKind};
+use syncline_core::{CronSchedule, CronTimeZone, HistoryProfile, ProfileKind};
 
 use crate::spec::ConnectorKind;
+use crate::webhook::{WebhookVerification, DEFAULT_MAX_BODY_BYTES};
 
 /// A configuration problem: the field (dotted path) and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,9 +90,61 @@ pub struct SynclineConfig {
     /// How often the reconciler runs (used by `syncline serve`; `syncline sync` runs once).
     #[serde(default)]
     pub schedules: ScheduleSection,
+    /// The webhook server, `/sync` and the worker (used by `syncline serve`).
+    #[serde(default)]
+    pub server: ServerSection,
     /// The upstream accounts, keyed by source name (`[sources.pipedrive]`). The name scopes the
     /// state store and appears in logs and the summary.
     pub sources: BTreeMap<String, SourceConfig>,
+}
+
+/// `[server]`: `syncline serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on, e.g. `"0.0.0.0:8080"`. Default: `0.0.0.0:$PORT` when the `PORT`
+    /// environment variable is set (Cloud Run), else `127.0.0.1:8080`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The secret `POST /sync` requires in its `X-Sync-Secret` header; write
+    /// `"${SYNCLINE_SYNC_SECRET}"`. Without it `/sync` is disabled.
+    #[serde(default)]
+    pub sync_secret: Option<Secret>,
+    /// Run the built-in scheduler (default `true`); turn it off when an external scheduler
+    /// (Cloud Scheduler, cron) calls `/sync`.
+    #[serde(default = "default_true")]
+    pub scheduler: bool,
+    /// Most inbox events the worker applies per batch (default 1000).
+    #[serde(default = "default_worker_batch_size")]
+    pub worker_batch_size: usize,
+    /// Attempts before a failing event goes to the dead-letter list (default 8); see
+    /// `syncline inbox list`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_worker_batch_size() -> usize {
+    1_000
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            sync_secret: None,
+            scheduler: true,
+            worker_batch_size: default_worker_batch_size(),
+            max_attempts: default_max_attempts(),
+        }
+    }
 }
 
 /// `[destination]`.
@@ -161,32 +214,166 @@ pub enum ProfileName {
     Cdc,
 }
 
-/// `[schedules]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[schedules]`: when `syncline serve` runs the reconciler, as 5-field cron expressions
+/// (`minute hour day-of-month month day-of-week`) in a time zone. Each source may override any
+/// key in `[sources.NAME.schedule]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSection {
-    /// Minutes between incremental reconciles (default 15).
-    #[serde(default = "default_incremental_minutes")]
-    pub incremental_every_minutes: u64,
-    /// Hours between full reconciles (default 168, weekly).
-    #[serde(default = "default_full_hours")]
-    pub full_every_hours: u64,
+    /// Incremental reconciles (default `"*/15 * * * *"`, every 15 minutes).
+    #[serde(default = "default_incremental_cron")]
+    pub incremental: String,
+    /// Full reconciles (default `"0 4 * * 0"`, Sundays at 04:00).
+    #[serde(default = "default_full_cron")]
+    pub full: String,
+    /// IANA time zone the expressions are read in (default `"UTC"`), e.g. `"Europe/Berlin"`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
 }
 
-fn default_incremental_minutes() -> u64 {
-    15
+/// Default incremental schedule: every 15 minutes.
+pub const DEFAULT_INCREMENTAL_CRON: &str = "*/15 * * * *";
+/// Default full schedule: Sundays at 04:00.
+pub const DEFAULT_FULL_CRON: &str = "0 4 * * 0";
+/// Default schedule time zone.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+fn default_incremental_cron() -> String {
+    DEFAULT_INCREMENTAL_CRON.to_string()
 }
 
-fn default_full_hours() -> u64 {
-    168
+fn default_full_cron() -> String {
+    DEFAULT_FULL_CRON.to_string()
+}
+
+fn default_time_zone() -> String {
+    DEFAULT_TIME_ZONE.to_string()
 }
 
 impl Default for ScheduleSection {
     fn default() -> Self {
         Self {
-            incremental_every_minutes: default_incremental_minutes(),
-            full_every_hours: default_full_hours(),
+            incremental: default_incremental_cron(),
+            full: default_full_cron(),
+            time_zone: default_time_zone(),
         }
+    }
+}
+
+/// `[sources.NAME.schedule]`: overrides of `[schedules]` for one source; a key left out takes
+/// the global value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceScheduleConfig {
+    /// Incremental reconciles of this source, as a cron expression.
+    #[serde(default)]
+    pub incremental: Option<String>,
+    /// Full reconciles of this source, as a cron expression.
+    #[serde(default)]
+    pub full: Option<String>,
+    /// IANA time zone of this source's expressions.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `false` stops scheduled reconciles of this source (default `true`); webhooks,
+    /// `POST /sync` and `syncline sync` still work.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+impl Default for SourceScheduleConfig {
+    fn default() -> Self {
+        Self {
+            incremental: None,
+            full: None,
+            time_zone: None,
+            enabled: true,
+        }
+    }
+}
+
+/// The effective, parsed schedule of one source: its overrides over `[schedules]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSchedule {
+    /// When incremental reconciles run.
+    pub incremental: CronSchedule,
+    /// When full reconciles run.
+    pub full: CronSchedule,
+    /// The time zone both are read in.
+    pub time_zone: CronTimeZone,
+    /// Whether scheduled reconciles run at all.
+    pub enabled: bool,
+}
+
+fn parse_cron(field: &str, expression: &str) -> Result<CronSchedule, ConfigError> {
+    CronSchedule::parse(expression).map_err(|error| field_error(field, error.to_string()))
+}
+
+fn parse_time_zone(field: &str, name: &str) -> Result<CronTimeZone, ConfigError> {
+    CronTimeZone::named(name).map_err(|error| field_error(field, error.to_string()))
+}
+
+/// `[sources.NAME.webhook]`: receive this source's webhooks at `POST /webhooks/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// How a delivery proves it comes from the vendor; required: `{ type = "basic", username,
+    /// password }` (Pipedrive, HaloPSA), `{ type = "hmac", secret, ... }` (Zoho Desk, signed
+    /// webhooks) or `{ type = "header", header, value }` (HaloPSA). Validation refuses a
+    /// webhook section without it, so after [`SynclineConfig::parse_with_env`] it is `Some`.
+    #[serde(default)]
+    pub verify: Option<WebhookVerification>,
+    /// Largest accepted body in bytes (default 1048576); larger deliveries are refused with 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl WebhookSection {
+    fn validate(&self, path: &str, connector: ConnectorKind) -> Result<(), ConfigError> {
+        let verify_path = format!("{path}.verify");
+        let Some(verification) = &self.verify else {
+            return Err(field_error(
+                verify_path,
+                format!(
+                    "is missing: webhooks are accepted only with a verification; write {}",
+                    verify_hint(connector)
+                ),
+            ));
+        };
+        if connector == ConnectorKind::Pipedrive && !matches!(verification, WebhookVerification::Basic { .. }) {
+            return Err(field_error(
+                format!("{verify_path}.type"),
+                format!(
+                    "pipedrive signs no webhooks and sends only HTTP Basic auth; write {}",
+                    verify_hint(connector)
+                ),
+            ));
+        }
+        verification
+            .check()
+            .map_err(|(field, message)| field_error(format!("{verify_path}.{field}"), message))?;
+        if self.max_body_bytes == 0 {
+            return Err(field_error(
+                format!("{path}.max_body_bytes"),
+                "must be at least 1; remove it for the default 1048576",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn verify_hint(connector: ConnectorKind) -> &'static str {
+    match connector {
+        ConnectorKind::Pipedrive => "verify = { type = \"basic\", username = \"syncline\", password = \"${PIPEDRIVE_WEBHOOK_PASSWORD}\" }",
+        ConnectorKind::ZohoDesk => "verify = { type = \"hmac\", secret = \"${ZOHO_DESK_WEBHOOK_SECRET}\" }",
+        ConnectorKind::Halopsa => "verify = { type = \"basic\", username = \"syncline\", password = \"${HALOPSA_WEBHOOK_PASSWORD}\" } or { type = \"header\", header = \"x-halo-secret\", value = \"${HALOPSA_WEBHOOK_TOKEN}\" }",
     }
 }
 
@@ -239,6 +426,13 @@ pub struct SourceConfig {
     /// Retries of 429, 5xx and timeouts.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Overrides of `[schedules]` for this source.
+    #[serde(default)]
+    pub schedule: SourceScheduleConfig,
+    /// Webhook receiving (`syncline serve`); without this section `POST /webhooks/NAME` is
+    /// refused and the source relies on the reconciler alone.
+    #[serde(default)]
+    pub webhook: Option<WebhookSection>,
 }
 
 fn default_lookback_minutes() -> u64 {
@@ -383,18 +577,9 @@ impl SynclineConfig {
                 ));
             }
         }
-        if self.schedules.incremental_every_minutes == 0 {
-            return Err(field_error(
-                "schedules.incremental_every_minutes",
-                "must be at least 1; write 15 for the default",
-            ));
-        }
-        if self.schedules.full_every_hours == 0 {
-            return Err(field_error(
-                "schedules.full_every_hours",
-                "must be at least 1; write 168 for weekly",
-            ));
-        }
+        parse_cron("schedules.incremental", &self.schedules.incremental)?;
+        parse_cron("schedules.full", &self.schedules.full)?;
+        parse_time_zone("schedules.time_zone", &self.schedules.time_zone)?;
         if self.sources.is_empty() {
             return Err(field_error(
                 "sources",
@@ -403,8 +588,39 @@ impl SynclineConfig {
         }
         for (name, source) in &self.sources {
             source.validate(&format!("sources.{name}"), name)?;
+            self.schedule_for(name)?;
         }
         Ok(())
+    }
+
+    /// The effective schedule of a source: its `[sources.NAME.schedule]` keys over
+    /// `[schedules]`. Cannot fail on a validated config (validation calls it for every source);
+    /// an unknown source name gets the global schedule.
+    pub fn schedule_for(&self, source_name: &str) -> Result<SourceSchedule, ConfigError> {
+        let overrides = self
+            .sources
+            .get(source_name)
+            .map(|source| source.schedule.clone())
+            .unwrap_or_default();
+        let path = format!("sources.{source_name}.schedule");
+        let incremental = match &overrides.incremental {
+            Some(expression) => parse_cron(&format!("{path}.incremental"), expression)?,
+            None => parse_cron("schedules.incremental", &self.schedules.incremental)?,
+        };
+        let full = match &overrides.full {
+            Some(expression) => parse_cron(&format!("{path}.full"), expression)?,
+            None => parse_cron("schedules.full", &self.schedules.full)?,
+        };
+        let time_zone = match &overrides.time_zone {
+            Some(name) => parse_time_zone(&format!("{path}.time_zone"), name)?,
+            None => parse_time_zone("schedules.time_zone", &self.schedules.time_zone)?,
+        };
+        Ok(SourceSchedule {
+            incremental,
+            full,
+            time_zone,
+            enabled: overrides.enabled,
+        })
     }
 }
 
@@ -481,6 +697,9 @@ impl SourceConfig {
                 return Err(field_error(format!("{path}.org_id"), "only zoho_desk uses org_id; remove it"))
             }
             _ => {}
+        }
+        if let Some(webhook) = &self.webhook {
+            webhook.validate(&format!("{path}.webhook"), self.connector)?;
         }
         let auth_path = format!("{path}.auth");
         match (&self.connector, &self.auth) {
@@ -720,6 +939,165 @@ auth = { type = "api_token", token = "${PD_TOKEN}" }
             .unwrap_err()
             .to_string();
         assert!(error.contains("pipedrive") && error.contains("zoho_desk"), "{error}");
+    }
+
+    fn with_env(name: &str) -> Option<String> {
+        Some(format!("value-of-{name}"))
+    }
+
+    #[test]
+    fn schedules_default_to_quarter_hours_and_sunday_four() {
+        let config = SynclineConfig::parse_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.schedules, ScheduleSection::default());
+        let schedule = config.schedule_for("pipedrive").unwrap();
+        assert_eq!(schedule.incremental.expression(), "*/15 * * * *");
+        assert_eq!(schedule.full.expression(), "0 4 * * 0");
+        assert_eq!(schedule.time_zone.name(), "UTC");
+        assert!(schedule.enabled);
+    }
+
+    #[test]
+    fn source_schedules_override_the_global_one() {
+        let text = format!("{MINIMAL}\n[sources.pipedrive.schedule]\nfull = \"30 2 * * sat\"\nenabled = false\n").replace(
+            "[sources.pipedrive]",
+            "[schedules]\ntime_zone = \"Europe/Berlin\"\nincremental = \"*/5 * * * *\"\n\n[sources.pipedrive]",
+        );
+        let config = SynclineConfig::parse_with_env(&text, env).unwrap();
+        let schedule = config.schedule_for("pipedrive").unwrap();
+        assert_eq!(schedule.incremental.expression(), "*/5 * * * *");
+        assert_eq!(schedule.full.expression(), "30 2 * * sat");
+        assert_eq!(schedule.time_zone.name(), "Europe/Berlin");
+        assert!(!schedule.enabled);
+    }
+
+    #[test]
+    fn wrong_schedules_name_the_field() {
+        let cases = [
+            ("[schedules]\nincremental = \"*/15 * * *\"\n", "schedules.incremental"),
+            ("[schedules]\nfull = \"0 25 * * 0\"\n", "schedules.full"),
+            ("[schedules]\ntime_zone = \"Mars/Base\"\n", "schedules.time_zone"),
+            (
+                "[sources.pipedrive.schedule]\nincremental = \"61 * * * *\"\n",
+                "sources.pipedrive.schedule.incremental",
+            ),
+            (
+                "[sources.pipedrive.schedule]\ntime_zone = \"Nowhere\"\n",
+                "sources.pipedrive.schedule.time_zone",
+            ),
+        ];
+        for (extra, field) in cases {
+            let error = SynclineConfig::parse_with_env(&format!("{MINIMAL}\n{extra}"), env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        // The old keys are gone and named as unknown.
+        let error = SynclineConfig::parse_with_env(&format!("{MINIMAL}\n[schedules]\nincremental_every_minutes = 15\n"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("incremental_every_minutes") && error.contains("incremental"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn webhook_section_parses_each_verification() {
+        let basic = format!(
+            "{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"basic\", username = \"syncline\", password = \"${{PD_HOOK}}\" }}\n"
+        );
+        let config = SynclineConfig::parse_with_env(&basic, with_env).unwrap();
+        let webhook = config.sources["pipedrive"].webhook.as_ref().unwrap();
+        assert_eq!(webhook.max_body_bytes, 1_048_576);
+        match webhook.verify.as_ref().unwrap() {
+            WebhookVerification::Basic { username, password } => {
+                assert_eq!(username, "syncline");
+                assert_eq!(password.expose(), "value-of-PD_HOOK");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!format!("{config:?}").contains("value-of-PD_HOOK"));
+
+        let halo = format!(
+            "{}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"t\" }}\nmax_body_bytes = 2048\n",
+            HALO
+        );
+        let config = SynclineConfig::parse_with_env(&halo, with_env).unwrap();
+        assert_eq!(config.sources["halopsa"].webhook.as_ref().unwrap().max_body_bytes, 2048);
+
+        let signed = format!(
+            "{}\n[sources.halopsa.webhook.verify]\ntype = \"hmac\"\nsecret = \"s\"\nencoding = \"base64\"\nprefix = \"sha256=\"\ntimestamp_header = \"x-ts\"\n",
+            HALO
+        );
+        let config = SynclineConfig::parse_with_env(&signed, with_env).unwrap();
+        match config.sources["halopsa"].webhook.as_ref().unwrap().verify.as_ref().unwrap() {
+            WebhookVerification::Hmac(hmac) => {
+                assert_eq!(hmac.signature_header(), "x-webhook-signature");
+                assert_eq!(hmac.tolerance_seconds, 300);
+                assert_eq!(hmac.timestamp_header.as_deref(), Some("x-ts"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    const HALO: &str = r#"
+[destination]
+url = "duckdb://w.duckdb"
+[state]
+url = "sqlite://s.db"
+[sources.halopsa]
+connector = "halopsa"
+base_url = "https://acme.halopsa.com/api"
+auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth/token", client_id = "a", client_secret = "b" }
+"#;
+
+    #[test]
+    fn webhook_section_without_verification_is_refused() {
+        let text = format!("{MINIMAL}\n[sources.pipedrive.webhook]\nmax_body_bytes = 1000\n");
+        let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+        assert!(error.contains("sources.pipedrive.webhook.verify"), "{error}");
+        assert!(error.contains("type = \"basic\""), "{error}");
+        let text = format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"none\" }}\n");
+        let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+        assert!(error.contains("none") && error.contains("basic"), "{error}");
+    }
+
+    #[test]
+    fn wrong_webhook_settings_name_the_field() {
+        let cases = [
+            (
+                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"hmac\", secret = \"s\" }}\n"),
+                "sources.pipedrive.webhook.verify.type",
+            ),
+            (
+                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"basic\", username = \"u\", password = \"\" }}\n"),
+                "sources.pipedrive.webhook.verify.password",
+            ),
+            (
+                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"basic\", username = \"u\", password = \"p\" }}\nmax_body_bytes = 0\n"),
+                "sources.pipedrive.webhook.max_body_bytes",
+            ),
+            (
+                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"bad header\", value = \"v\" }}\n"),
+                "sources.halopsa.webhook.verify.header",
+            ),
+            (
+                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_AAAA\", header = \"x\" }}\n"),
+                "sources.halopsa.webhook.verify.header",
+            ),
+            (
+                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_!!\" }}\n"),
+                "sources.halopsa.webhook.verify.secret",
+            ),
+        ];
+        for (text, field) in cases {
+            let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        // Unknown keys inside verify are named.
+        let text = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", secret = \"s\", algo = \"sha1\" }}\n");
+        let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+        assert!(error.contains("algo"), "{error}");
     }
 
     #[test]

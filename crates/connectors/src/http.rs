@@ -26,6 +26,24 @@ pub struct CallStats {
     pub calls: u64,
     /// Vendor cost of the successful requests.
     pub cost: u64,
+    /// Requests answered 429 (rate limited).
+    pub rate_limited: u64,
+    /// Access tokens fetched (OAuth2 refreshes and client-credentials grants).
+    pub token_refreshes: u64,
+}
+
+impl std::ops::Sub for CallStats {
+    type Output = CallStats;
+
+    /// The calls made between two readings of [`HttpEngine::stats`].
+    fn sub(self, earlier: CallStats) -> CallStats {
+        CallStats {
+            calls: self.calls.saturating_sub(earlier.calls),
+            cost: self.cost.saturating_sub(earlier.cost),
+            rate_limited: self.rate_limited.saturating_sub(earlier.rate_limited),
+            token_refreshes: self.token_refreshes.saturating_sub(earlier.token_refreshes),
+        }
+    }
 }
 
 struct OAuthState {
@@ -62,8 +80,12 @@ pub struct HttpEngine {
     oauth: Mutex<OAuthState>,
     retry: RetryConfig,
     budget: u64,
+    /// `calls` when the current run started: the budget applies per run.
+    budget_base: AtomicU64,
     calls: AtomicU64,
     cost: AtomicU64,
+    rate_limited: AtomicU64,
+    token_refreshes: AtomicU64,
     state: Arc<dyn StateStore>,
     jitter: std::sync::Mutex<StdRng>,
 }
@@ -130,8 +152,11 @@ impl HttpEngine {
             }),
             retry: config.retry.clone(),
             budget: config.request_budget,
+            budget_base: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             cost: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            token_refreshes: AtomicU64::new(0),
             state,
             jitter: std::sync::Mutex::new(StdRng::seed_from_u64(
                 std::time::SystemTime::now()
@@ -147,12 +172,20 @@ impl HttpEngine {
         CallStats {
             calls: self.calls.load(Ordering::Relaxed),
             cost: self.cost.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            token_refreshes: self.token_refreshes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Starts a new run: the request budget counts from here. A long-lived engine (the webhook
+    /// worker's, shared with the scheduled reconciles) calls this once per run.
+    pub fn start_run(&self) {
+        self.budget_base.store(self.calls.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     fn take_budget(&self) -> Result<(), ConnectorError> {
         let used = self.calls.fetch_add(1, Ordering::Relaxed);
-        if used >= self.budget {
+        if used.saturating_sub(self.budget_base.load(Ordering::Relaxed)) >= self.budget {
             self.calls.fetch_sub(1, Ordering::Relaxed);
             return Err(ConnectorError::BudgetExhausted {
                 source_name: self.source.clone(),
@@ -268,6 +301,7 @@ impl HttpEngine {
         }
         oauth.access_token = body.get("access_token").and_then(Value::as_str).map(str::to_string);
         oauth.generation += 1;
+        self.token_refreshes.fetch_add(1, Ordering::Relaxed);
         tracing::info!(source = %self.source, generation = oauth.generation, "access token refreshed");
         Ok(())
     }
@@ -351,6 +385,7 @@ impl HttpEngine {
                 }
                 404 if is_detail => return Ok(None),
                 429 => {
+                    self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     let wait = response
                         .headers()
                         .get("retry-after")

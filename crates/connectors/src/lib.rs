@@ -6,19 +6,30 @@
 //! - [`http`]: the HTTP engine (auth, retries, budget, cost accounting);
 //! - [`list`]: one pager per pagination kind;
 //! - [`pipedrive`]: custom-field names;
-//! - [`reconcile`]: incremental, capped and full reconciliation through the history engine.
+//! - [`reconcile`]: incremental, capped and full reconciliation through the history engine;
+//! - [`webhook`]: webhook verification (HMAC, Basic auth, header token) and payload parsing.
 
 pub mod config;
 pub mod http;
 pub mod list;
+pub mod parity;
 pub mod pipedrive;
 pub mod reconcile;
+pub mod refetch;
 pub mod spec;
+pub mod webhook;
 
-pub use config::{AuthConfig, ConfigError, InitialSync, Secret, SourceConfig, SynclineConfig};
+pub use config::{
+    AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule, SourceScheduleConfig, SynclineConfig,
+    WebhookSection,
+};
 pub use http::{CallStats, HttpEngine};
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};
 pub use spec::{ConnectorKind, EntitySpec, Pagination, SinceFilter};
+pub use webhook::{
+    body_digest, parse_webhook, verify, HmacScheme, HmacVerification, ParseError, ParsedWebhook, SignatureEncoding, VerifyError,
+    WebhookVerification,
+};
 
 /// Errors of a connector or the reconciler.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,13 @@
 //! close ids that vanished upstream). Every record goes through the history engine, so an
 //! unchanged record is never rewritten.
 //!
+//! Where the API lists deleted records (Pipedrive v2 deals, `status=deleted`), an incremental
+//! run also reads that listing with the same since-filter and closes the ids it returns at their
+//! delete time, so a lost delete webhook heals without waiting for the full reconcile.
+//!
 //! The decisions are pure functions ([`since_for`], [`select_changed`], [`advance_cursor`],
-//! [`dedupe_latest`]); the I/O around them is thin.
+//! [`dedupe_latest`], [`deleted_list_request`], [`delete_observations`]); the I/O around them is
+//! thin.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -149,6 +154,34 @@ pub fn dedupe_latest(records: Vec<(String, Option<Millis>, Value)>) -> Vec<(Stri
     out
 }
 
+/// The request of an entity's deleted listing: its since-filtered (incremental) list request
+/// plus the listing's parameters. `None` when the API has no such listing.
+pub fn deleted_list_request(spec: &EntitySpec, incremental: &ListRequest) -> Option<ListRequest> {
+    let listing = spec.deleted_listing?;
+    let mut request = incremental.clone();
+    request
+        .params
+        .extend(listing.params.iter().map(|(key, value)| (key.to_string(), value.to_string())));
+    Some(request)
+}
+
+/// One delete observation per record of a deleted listing, at the record's modified time (the
+/// delete time); records without an id or a modified time are skipped. The planner ignores
+/// deletes of ids that are not active and deletes older than the current version, so listing a
+/// delete again changes nothing.
+pub fn delete_observations(spec: &EntitySpec, records: &[Value]) -> Vec<Observation> {
+    records
+        .iter()
+        .filter_map(|record| {
+            Some(Observation {
+                id: record_id(record, spec.id_field)?,
+                time: record_modified(record, spec)?,
+                kind: ObservationKind::Delete,
+            })
+        })
+        .collect()
+}
+
 /// The id of a record as text.
 pub fn record_id(record: &Value, field: &str) -> Option<String> {
     match &record[field] {
@@ -273,6 +306,9 @@ pub struct SourceRun<'a> {
     pub only_entity: Option<&'a str>,
     /// Progress display.
     pub progress: &'a dyn Progress,
+    /// The source's HTTP engine when the caller keeps one (the server shares one engine, and so
+    /// one OAuth2 token, between the webhook worker and the reconciler); `None` makes one.
+    pub engine: Option<Arc<HttpEngine>>,
 }
 
 /// Reconciles every selected entity of one source. An entity that fails is reported with its
@@ -284,7 +320,10 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
         .into_iter()
         .filter(|entity| run.only_entity.is_none_or(|only| only == *entity))
         .collect();
-    let engine = match HttpEngine::new(run.source, source_config, Arc::clone(&run.state)) {
+    let engine = match run.engine.clone().map_or_else(
+        || HttpEngine::new(run.source, source_config, Arc::clone(&run.state)).map(Arc::new),
+        Ok,
+    ) {
         Ok(engine) => engine,
         Err(error) => {
             return entities
@@ -298,6 +337,7 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
                 .collect()
         }
     };
+    engine.start_run();
     let mut reports = Vec::with_capacity(entities.len());
     for entity in entities {
         let spec = source_config
@@ -331,10 +371,7 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
         };
         let result = sync_entity(&run, source_config, &engine, spec, &mut report).await;
         let calls_after = engine.stats();
-        report.calls = CallStats {
-            calls: calls_after.calls - calls_before.calls,
-            cost: calls_after.cost - calls_before.cost,
-        };
+        report.calls = calls_after - calls_before;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         if let Err(error) = result {
             tracing::error!(source = run.source, entity, %error, "entity failed");
@@ -403,10 +440,18 @@ async fn sync_entity(
     let parent = spec.parent.and_then(|parent| source_config.connector.entity(parent));
     // The cursor follows the modified times of the listed records, or, for a sub-resource, of
     // the listed parents (`Some`: children are found through their parents' since-filter).
+    // Deletes from the deleted listing (incremental runs of entities whose API has one).
+    let mut deletes: Vec<Observation> = Vec::new();
     let (mut records, method, cursor_times) = match parent {
         None => {
             let (request, method) = list_request(spec, mode, cursor, source_config, page_size);
             let records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+            if method == "incremental" {
+                if let Some(deleted_request) = deleted_list_request(spec, &request) {
+                    let deleted = list_records(engine, spec, &deleted_request, |_| {}).await?;
+                    deletes = delete_observations(spec, &deleted);
+                }
+            }
             (records, method, None)
         }
         Some(parent) => {
@@ -457,9 +502,10 @@ async fn sync_entity(
         .collect();
     let keyed = dedupe_latest(keyed);
     let seen: HashSet<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
+    let delete_times = deletes.iter().map(|delete| delete.time);
     let new_cursor = match cursor_times {
-        Some(times) => advance_cursor(cursor, times),
-        None => advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified)),
+        Some(times) => advance_cursor(cursor, times.into_iter().chain(delete_times)),
+        None => advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified).chain(delete_times)),
     };
 
     // Full, and sub-resources in any mode (their parents' since-filter returns every child of a
@@ -504,6 +550,17 @@ async fn sync_entity(
             rename_custom_fields(names, &mut record);
         }
         batch.push(observe(spec, record, observed_at)?);
+        if batch.len() >= BATCH_SIZE {
+            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
+        }
+    }
+    // After the upserts: the planner orders each id's observations by time, whatever the batch.
+    for observation in deletes {
+        batch.push(Observed {
+            observation,
+            raw: None,
+            terminal: false,
+        });
         if batch.len() >= BATCH_SIZE {
             totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
         }
@@ -701,6 +758,49 @@ mod tests {
         avoid_column_collisions(&mut record);
         assert_eq!(record["priority"], Value::String("{\"id\":2,\"name\":\"High\"}".into()));
         assert!(record["owner"].is_object());
+    }
+
+    #[test]
+    fn deleted_listing_adds_its_parameters_to_the_since_filtered_request() {
+        let deal = ConnectorKind::Pipedrive.entity("deal").unwrap();
+        let incremental = ListRequest {
+            path: "/v2/deals".into(),
+            params: vec![
+                ("sort_by".into(), "update_time".into()),
+                ("updated_since".into(), "2026-01-01T00:00:00Z".into()),
+            ],
+            page_size: 500,
+            cap: None,
+        };
+        let deleted = deleted_list_request(deal, &incremental).unwrap();
+        assert_eq!(deleted.path, "/v2/deals");
+        assert_eq!(deleted.params[..2], incremental.params[..]);
+        assert_eq!(deleted.params[2], ("status".to_string(), "deleted".to_string()));
+        let person = ConnectorKind::Pipedrive.entity("person").unwrap();
+        assert!(deleted_list_request(person, &incremental).is_none());
+    }
+
+    #[test]
+    fn deleted_records_become_deletes_at_their_update_time() {
+        let deal = ConnectorKind::Pipedrive.entity("deal").unwrap();
+        let records = vec![
+            serde_json::json!({"id": 4, "status": "deleted", "is_deleted": true, "update_time": "2026-01-02T03:04:05Z"}),
+            serde_json::json!({"id": 5, "status": "deleted", "update_time": null}),
+            serde_json::json!({"status": "deleted", "update_time": "2026-01-02T03:04:05Z"}),
+        ];
+        let deletes = delete_observations(deal, &records);
+        assert_eq!(
+            deletes,
+            vec![Observation {
+                id: "4".into(),
+                time: parse_timestamp("2026-01-02T03:04:05Z").unwrap(),
+                kind: ObservationKind::Delete,
+            }]
+        );
+        assert_eq!(
+            advance_cursor(Some(10), deletes.iter().map(|delete| delete.time)),
+            Some(parse_timestamp("2026-01-02T03:04:05Z").unwrap())
+        );
     }
 
     #[test]

@@ -150,6 +150,15 @@ impl TerminalRule {
     }
 }
 
+/// A listing of recently deleted records, for entities whose API offers one: the entity's
+/// since-filtered list request plus these parameters returns the records deleted since then,
+/// each with its modified time set to the delete time (Pipedrive v2 deals: `status=deleted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedListing {
+    /// Parameters added to the since-filtered list request.
+    pub params: &'static [(&'static str, &'static str)],
+}
+
 /// One entity of a connector, as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntitySpec {
@@ -187,6 +196,10 @@ pub struct EntitySpec {
     /// replaces `{parent}` in `list_path` and `detail_path`, and its since-filter selects the
     /// parents whose children an incremental run lists.
     pub parent: Option<&'static str>,
+    /// The listing of deleted records, if the API has one: an incremental run reads it with the
+    /// same since-filter and closes the ids it returns, so a lost delete webhook heals without
+    /// waiting for the full reconcile.
+    pub deleted_listing: Option<DeletedListing>,
 }
 
 const PD_ASC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "asc")];
@@ -217,6 +230,7 @@ const fn pipedrive_v2(
         list_is_partial: false,
         fields_path,
         parent: None,
+        deleted_listing: None,
     }
 }
 
@@ -242,7 +256,14 @@ pub static PIPEDRIVE: &[EntitySpec] = &[
         Some("/v2/organizationFields"),
     ),
     pipedrive_v2("person", "/v2/persons", "/v2/persons/{id}", true, Some("/v2/personFields")),
-    pipedrive_v2("deal", "/v2/deals", "/v2/deals/{id}", true, Some("/v2/dealFields")),
+    EntitySpec {
+        // `status=deleted` lists deals deleted in the last 30 days, with `update_time` at the
+        // delete; persons and organizations have no such listing.
+        deleted_listing: Some(DeletedListing {
+            params: &[("status", "deleted")],
+        }),
+        ..pipedrive_v2("deal", "/v2/deals", "/v2/deals/{id}", true, Some("/v2/dealFields"))
+    },
 ];
 
 const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
@@ -270,6 +291,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: false,
         fields_path: None,
         parent: None,
+        deleted_listing: None,
     },
     EntitySpec {
         name: "agent",
@@ -288,6 +310,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: false,
         fields_path: None,
         parent: None,
+        deleted_listing: None,
     },
     EntitySpec {
         name: "contact",
@@ -306,6 +329,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: false,
         fields_path: None,
         parent: None,
+        deleted_listing: None,
     },
     EntitySpec {
         name: "ticket",
@@ -327,6 +351,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: false,
         fields_path: None,
         parent: None,
+        deleted_listing: None,
     },
     EntitySpec {
         name: "thread",
@@ -345,6 +370,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: true,
         fields_path: None,
         parent: Some("ticket"),
+        deleted_listing: None,
     },
     EntitySpec {
         name: "comment",
@@ -363,6 +389,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         list_is_partial: false,
         fields_path: None,
         parent: Some("ticket"),
+        deleted_listing: None,
     },
 ];
 
@@ -399,6 +426,7 @@ const fn halo(
         list_is_partial: false,
         fields_path: None,
         parent: None,
+        deleted_listing: None,
     }
 }
 
@@ -486,8 +514,23 @@ mod tests {
                 assert!(spec.detail_path.contains("{id}"), "{}", spec.name);
                 assert_eq!(spec.list_path.contains("{parent}"), spec.parent.is_some(), "{}", spec.name);
                 assert!(reconciler_supports(connector, spec), "{}", spec.name);
+                if spec.deleted_listing.is_some() {
+                    assert!(
+                        spec.since_filter.is_some(),
+                        "{}: a deleted listing rides on the since-filter",
+                        spec.name
+                    );
+                    assert!(spec.modified_field.is_some(), "{}: deletes need a time", spec.name);
+                }
             }
         }
+        let with_deleted_listing: Vec<&str> = ConnectorKind::Pipedrive
+            .specs()
+            .iter()
+            .filter(|spec| spec.deleted_listing.is_some())
+            .map(|spec| spec.name)
+            .collect();
+        assert_eq!(with_deleted_listing, ["deal"]);
     }
 
     #[test]

@@ -246,3 +246,94 @@ async fn custom_fields_get_names_and_an_unknown_key_refreshes_the_cache() {
         "names come from the cache on later runs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_run_closes_deals_whose_delete_webhook_was_lost() {
+    let mut config = quiet_config(Connector::Pipedrive, 17);
+    config.initial_records = [(Entity::Deal, 200), (Entity::Person, 60)].into();
+    let harness = harness(config, AuthKind::ApiToken, "entities = [\"person\", \"deal\"]").await;
+    let first = harness.run(SyncMode::Incremental).await;
+    assert!(first.iter().all(|report| report.method == "full"), "{first:?}");
+    harness.assert_matches_truth().await;
+
+    let deal_ids: Vec<u64> = harness
+        .simulator
+        .truth(Entity::Deal)
+        .unwrap()
+        .iter()
+        .filter_map(|deal| deal["id"].as_u64())
+        .collect();
+    harness.simulator.advance_clock(Duration::from_secs(600));
+    let mut delete_times = Vec::new();
+    for id in deal_ids.iter().take(4) {
+        harness.simulator.advance_clock(Duration::from_secs(1));
+        let event = harness
+            .simulator
+            .apply_change(&ChangeRequest::Delete {
+                entity: Entity::Deal,
+                id: *id,
+            })
+            .unwrap()
+            .remove(0);
+        delete_times.push((id.to_string(), event.at_ms));
+    }
+    // A merged-away deal is deleted too; its survivor changes.
+    harness.simulator.advance_clock(Duration::from_secs(1));
+    let merge = harness
+        .simulator
+        .apply_change(&ChangeRequest::Merge {
+            entity: Entity::Deal,
+            id: deal_ids[4],
+            into: deal_ids[5],
+        })
+        .unwrap();
+    delete_times.push((deal_ids[4].to_string(), merge[1].at_ms));
+    for id in deal_ids.iter().skip(10).take(5) {
+        harness.simulator.advance_clock(Duration::from_secs(1));
+        harness
+            .simulator
+            .apply_change(&ChangeRequest::Update {
+                entity: Entity::Deal,
+                id: *id,
+            })
+            .unwrap();
+    }
+    // Persons have no deleted listing: their missed deletes wait for the full reconcile.
+    let person_id = harness.simulator.truth(Entity::Person).unwrap()[0]["id"].as_u64().unwrap();
+    harness
+        .simulator
+        .apply_change(&ChangeRequest::Delete {
+            entity: Entity::Person,
+            id: person_id,
+        })
+        .unwrap();
+
+    let reports = harness.run(SyncMode::Incremental).await;
+    let entities = by_entity(&reports);
+    let deal = &entities["deal"];
+    assert_eq!(deal.method, "incremental");
+    assert_eq!(deal.deleted, 5, "{deal:?}");
+    assert_eq!(deal.new_versions, 6, "five updates and the merge survivor: {deal:?}");
+    assert_eq!(deal.calls.calls, 2, "one since-filtered list and one deleted listing: {deal:?}");
+    assert_eq!(entities["person"].deleted, 0);
+    harness.assert_matches_truth_except(None, &["person"]).await;
+
+    let table = harness.config.history.table_name("deal");
+    let profile = harness.config.history.profile();
+    let versions = harness.destination.read_versions(&table, "id", &profile).await.unwrap();
+    for (id, deleted_at) in &delete_times {
+        let rows: Vec<_> = versions.iter().filter(|version| &version.id == id).collect();
+        assert_eq!(rows.len(), 1, "deal {id}: {rows:?}");
+        assert!(!rows[0].active, "deal {id} is closed");
+        assert_eq!(rows[0].end, Some(*deleted_at), "deal {id} ends at its delete time");
+    }
+
+    let again = harness.run(SyncMode::Incremental).await;
+    assert_eq!(totals(&again), (0, 0, 0), "a second run right after changes nothing: {again:?}");
+    assert_eq!(by_entity(&again)["deal"].calls.calls, 2);
+
+    let full = harness.run(SyncMode::Full).await;
+    let full = by_entity(&full);
+    assert_eq!((full["person"].deleted, full["deal"].deleted), (1, 0), "{full:?}");
+    harness.assert_matches_truth().await;
+}

@@ -141,6 +141,251 @@ pub fn flatten_record(record: Value, options: NamingOptions) -> Result<FlatRecor
     Ok(FlatRecord { fields })
 }
 
+/// Why a line of JSON did not become a flattened record.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// The text is not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JSON is not a record that flattens (see [`CoreError`]).
+    #[error(transparent)]
+    Record(#[from] CoreError),
+}
+
+/// Flattens records straight from their JSON text, with the same result as
+/// `flatten_record(serde_json::from_str(text)?, options)` but without building a
+/// `serde_json::Value` first, and with column names computed once per distinct field path
+/// (snake_case conversion is the expensive part of naming). Keep one per thread and reuse it.
+#[derive(Debug)]
+pub struct Flattener {
+    options: NamingOptions,
+    /// `parent column + '\0' + raw key` -> column name.
+    names: std::collections::HashMap<Box<str>, Box<str>>,
+    /// Scratch buffer for cache lookups.
+    lookup: String,
+}
+
+/// Names cached per flattener; beyond this many distinct field paths (records with
+/// generated keys) names are computed without caching.
+const NAME_CACHE_LIMIT: usize = 4096;
+
+impl Flattener {
+    /// A flattener under the naming options.
+    pub fn new(options: NamingOptions) -> Self {
+        Self {
+            options,
+            names: std::collections::HashMap::new(),
+            lookup: String::new(),
+        }
+    }
+
+    /// The naming options.
+    pub fn options(&self) -> NamingOptions {
+        self.options
+    }
+
+    /// Flattens one JSON text. Errors are exactly those of parsing with `serde_json` and then
+    /// [`flatten_record`]: anything unusual (not an object, a column collision, a repeated key)
+    /// is handed to that slower path, so both always agree.
+    pub fn flatten_str(&mut self, text: &str) -> Result<FlatRecord, LineError> {
+        if text.trim_start().starts_with('{') {
+            if let Some(record) = self.flatten_fast(text) {
+                return Ok(record);
+            }
+        }
+        let value: Value = serde_json::from_str(text)?;
+        Ok(flatten_record(value, self.options)?)
+    }
+
+    fn flatten_fast(&mut self, text: &str) -> Option<FlatRecord> {
+        let mut fields = Vec::with_capacity(16);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(
+            ObjectSeed {
+                flattener: self,
+                prefix: None,
+                out: &mut fields,
+            },
+            &mut deserializer,
+        )
+        .ok()?;
+        deserializer.end().ok()?;
+        fields.sort_unstable_by(|a: &(String, FlatValue), b| a.0.cmp(&b.0));
+        if fields.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return None;
+        }
+        Some(FlatRecord { fields })
+    }
+
+    /// The column name of `key` under `prefix` (a parent column), from the cache when seen.
+    fn column(&mut self, prefix: Option<&str>, key: &str) -> String {
+        self.lookup.clear();
+        if let Some(prefix) = prefix {
+            self.lookup.push_str(prefix);
+        }
+        self.lookup.push('\0');
+        self.lookup.push_str(key);
+        if let Some(name) = self.names.get(self.lookup.as_str()) {
+            return name.to_string();
+        }
+        let part = column_part(key, self.options);
+        let name = match prefix {
+            Some(prefix) => format!("{prefix}_{part}"),
+            None => part,
+        };
+        if self.names.len() < NAME_CACHE_LIMIT {
+            self.names.insert(self.lookup.as_str().into(), name.as_str().into());
+        }
+        name
+    }
+}
+
+/// Deserializes one JSON object, pushing its flattened fields.
+struct ObjectSeed<'f, 'o> {
+    flattener: &'f mut Flattener,
+    /// The column of the object (`None` at the top level).
+    prefix: Option<&'o str>,
+    out: &'o mut Vec<(String, FlatValue)>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut key = String::new();
+        while map.next_key_seed(KeySeed(&mut key))?.is_some() {
+            let column = self.flattener.column(self.prefix, &key);
+            map.next_value_seed(FieldSeed {
+                flattener: &mut *self.flattener,
+                column,
+                out: &mut *self.out,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads an object key into a reused buffer.
+struct KeySeed<'k>(&'k mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<(), E> {
+        self.0.clear();
+        self.0.push_str(key);
+        Ok(())
+    }
+}
+
+/// Deserializes one field value into its flattened column(s).
+struct FieldSeed<'f, 'o> {
+    flattener: &'f mut Flattener,
+    column: String,
+    out: &'o mut Vec<(String, FlatValue)>,
+}
+
+impl FieldSeed<'_, '_> {
+    fn push(self, value: FlatValue) {
+        self.out.push((self.column, value));
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.push(FlatValue::Null);
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<(), E> {
+        self.push(FlatValue::Bool(value));
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<(), E> {
+        self.push(FlatValue::Int(value));
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<(), E> {
+        // As `serde_json::Number::as_i64`, then `as_f64`.
+        self.push(i64::try_from(value).map_or(FlatValue::Float(value as f64), FlatValue::Int));
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
+        self.push(FlatValue::Float(value));
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<(), E> {
+        self.push(FlatValue::Text(value.to_string()));
+        Ok(())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<(), E> {
+        self.push(FlatValue::Text(value));
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        self.push(FlatValue::Json(Value::Array(items).to_string()));
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let FieldSeed { flattener, column, out } = self;
+        ObjectSeed {
+            flattener,
+            prefix: Some(&column),
+            out,
+        }
+        .visit_map(map)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +453,40 @@ mod tests {
     fn collisions_name_both_fields() {
         let error = flatten_record(json!({"a": {"b": 1}, "a_b": 2}), NamingOptions::default()).unwrap_err();
         assert_eq!(error, CoreError::ColumnCollision { column: "a_b".into() });
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_flatten_record() {
+        let mut flattener = Flattener::new(NamingOptions::default());
+        for text in [
+            r#"{"id": 1, "ownerId": {"id": 7, "name": "Ann", "active_flag": true}, "labels": [{"b": 1, "a": 2}, 3], "value": 1.5, "empty": {}, "gone": null}"#,
+            r#"{"id": 18446744073709551615, "neg": -5, "big": -99999999999999999999, "f": 1.0, "e": 1e3, "s": "a\"b\u00e9"}"#,
+            r#"{"a": {"b": {"c": [1, {"z": null, "y": [true]}]}}, "a_x": 1, "Größe": "x"}"#,
+            r#"  {"id": "x", "id": "y"}  "#,
+            r#"{"a": {"b": 1}, "a_b": 2}"#,
+            r#"[1]"#,
+            r#"7"#,
+            r#"{"id": 1} trailing"#,
+            r#"{"id": }"#,
+            r#"{"ownerId": {"firstName": "A"}, "owner_id": {"first_name": "B"}}"#,
+            "",
+        ] {
+            let slow = serde_json::from_str::<Value>(text)
+                .map_err(|error| error.to_string())
+                .and_then(|value| flatten_record(value, NamingOptions::default()).map_err(|error| error.to_string()));
+            let fast = flattener.flatten_str(text).map_err(|error| match error {
+                LineError::Json(error) => error.to_string(),
+                LineError::Record(error) => error.to_string(),
+            });
+            assert_eq!(fast, slow, "{text}");
+            let again = flattener.flatten_str(text).map_err(|error| error.to_string());
+            assert_eq!(again.is_ok(), slow.is_ok(), "cached names give the same result: {text}");
+        }
+        let mut kept = Flattener::new(NamingOptions { snake_case: false });
+        assert_eq!(
+            kept.flatten_str(r#"{"ownerId": {"firstName": "A"}}"#).unwrap().fields[0].0,
+            "ownerId_firstName"
+        );
     }
 
     #[test]

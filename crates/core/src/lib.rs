@@ -5,7 +5,9 @@
 //! Unix epoch (UTC), so the same inputs always give the same plan.
 
 pub mod batch;
+pub mod cron;
 pub mod error;
+pub mod event;
 pub mod flatten;
 pub mod hash;
 pub mod memory;
@@ -15,9 +17,11 @@ pub mod schema;
 pub mod time;
 pub mod value;
 
-pub use batch::{assemble_batch, HistoryBatch, HistoryRow, VersionClose};
+pub use batch::{assemble_batch, assemble_batch_owned, HistoryBatch, HistoryRow, VersionClose};
+pub use cron::{CronError, CronSchedule, CronTimeZone};
 pub use error::CoreError;
-pub use flatten::{flatten_record, snake_case_if, FlatRecord, NamingOptions};
+pub use event::{EventAction, WebhookEvent};
+pub use flatten::{flatten_record, snake_case_if, FlatRecord, Flattener, LineError, NamingOptions};
 pub use hash::row_hash;
 pub use plan::{
     full_extract_deletes, plan_history, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats, PlannedVersion,

@@ -51,6 +51,18 @@ impl FlatValue {
         }
     }
 
+    /// As [`FlatValue::to_cell`], moving text instead of copying it.
+    pub fn into_cell(self, column_type: ColumnType) -> CellValue {
+        match (self, column_type) {
+            (FlatValue::Text(text), ColumnType::Timestamp) => match parse_timestamp(&text) {
+                Some(millis) => CellValue::Timestamp(millis),
+                None => CellValue::Text(text),
+            },
+            (FlatValue::Text(text) | FlatValue::Json(text), _) => CellValue::Text(text),
+            (value, column_type) => value.to_cell(column_type),
+        }
+    }
+
     /// The value as text, as it appears in a VARCHAR column.
     pub fn to_text(&self) -> String {
         match self {
@@ -99,6 +111,36 @@ mod tests {
             CellValue::Text("[1]".into())
         );
         assert_eq!(FlatValue::Null.to_cell(ColumnType::BigInt), CellValue::Null);
+    }
+
+    #[test]
+    fn into_cell_matches_to_cell() {
+        let values = [
+            FlatValue::Null,
+            FlatValue::Bool(false),
+            FlatValue::Int(-3),
+            FlatValue::Float(2.5),
+            FlatValue::Text("2024-01-01 00:00:00".into()),
+            FlatValue::Text("soon".into()),
+            FlatValue::Json("[1]".into()),
+        ];
+        let types = [
+            ColumnType::Boolean,
+            ColumnType::BigInt,
+            ColumnType::Double,
+            ColumnType::Timestamp,
+            ColumnType::Json,
+            ColumnType::Varchar,
+        ];
+        for value in &values {
+            for column_type in types {
+                assert_eq!(
+                    value.clone().into_cell(column_type),
+                    value.to_cell(column_type),
+                    "{value:?} {column_type:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! syncline's `_cdc_` tables).
 //!
 //! Reading is behind [`HistoryReader`]; the comparison itself ([`compare_tables`]) is pure.
-//! Values are normalized so that DuckDB and PostgreSQL agree: integers in decimal, floats with
+//! Values are normalized so that DuckDB, PostgreSQL and BigQuery agree: integers in decimal, floats with
 //! an integral value as integers and otherwise in Rust's shortest round-trip form, booleans as
 //! `true`/`false`, timestamps as RFC 3339 UTC with milliseconds, text as is. The content hash of
 //! a row is the first 16 bytes of the SHA-256 of the compact JSON object of its non-null shared
@@ -18,7 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use syncline_core::{format_timestamp, ColumnType, HistoryProfile, Millis};
 
-use crate::{quote_identifier as quote, DestinationConfig, DestinationError, DuckDbDestination, PostgresDestination};
+use crate::{quote_identifier as quote, BigQueryDestination, DestinationConfig, DestinationError, DuckDbDestination, PostgresDestination};
 
 /// One normalized cell of an active row.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +106,7 @@ pub async fn open_reader(config: &DestinationConfig) -> Result<Box<dyn HistoryRe
     match config {
         DestinationConfig::DuckDb { path } => Ok(Box::new(DuckDbDestination::new(path))),
         DestinationConfig::Postgres { url, schema } => Ok(Box::new(PostgresDestination::open(url, schema).await?)),
+        DestinationConfig::BigQuery(config) => Ok(Box::new(BigQueryDestination::open(config).await?)),
     }
 }
 
@@ -157,13 +158,13 @@ fn duckdb_value(row: &::duckdb::Row<'_>, index: usize, kind: ReadKind) -> ::duck
 #[async_trait]
 impl HistoryReader for DuckDbDestination {
     async fn history_tables(&self, profile: &HistoryProfile) -> Result<Vec<String>, DestinationError> {
-        let path = self.path().to_path_buf();
+        let (path, retry) = (self.path().to_path_buf(), self.lock_retry());
         let (start, active) = (profile.start_column.clone(), profile.active_column.clone());
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
                 return Ok(Vec::new());
             }
-            let connection = ::duckdb::Connection::open(&path)?;
+            let connection = crate::duckdb::open_with_retry(&path, retry)?;
             let mut statement = connection.prepare(
                 "SELECT table_name FROM information_schema.columns
                  WHERE table_schema = 'main' AND column_name IN (?, ?)
@@ -177,13 +178,13 @@ impl HistoryReader for DuckDbDestination {
     }
 
     async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
-        let path = self.path().to_path_buf();
+        let (path, retry) = (self.path().to_path_buf(), self.lock_retry());
         let (table, primary_key, profile) = (table.to_string(), primary_key.to_string(), profile.clone());
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
                 return Ok(None);
             }
-            let connection = ::duckdb::Connection::open(&path)?;
+            let connection = crate::duckdb::open_with_retry(&path, retry)?;
             let mut statement = connection.prepare(
                 "SELECT column_name, data_type FROM information_schema.columns
                  WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
@@ -715,6 +716,86 @@ mod tests {
         assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
         assert_ne!(table.left_content_hash, table.right_content_hash);
         test.drop_schema().await;
+    }
+
+    /// Runs a statement on the BigQuery test dataset (for planting differences).
+    async fn bigquery_sql(test: &crate::bigquery::testing::TestDataset, sql: &str) {
+        test.destination.execute_for_tests(sql).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn postgres_and_bigquery_compare_equal_then_find_planted_differences() {
+        let Some(postgres) = crate::postgres::testing::TestSchema::new("syncline_compare_bq").await else {
+            return;
+        };
+        let Some(bigquery) = crate::bigquery::testing::TestDataset::new("compare").await else {
+            return;
+        };
+        let fivetran = parse_profile("fivetran").unwrap();
+        let cdc = parse_profile("cdc").unwrap();
+        let deals: Vec<_> = (1..=5).map(|id| deal(id, &format!("deal {id}"))).collect();
+        let (left_state, right_state) = (
+            syncline_state::SqliteStateStore::in_memory().unwrap(),
+            syncline_state::SqliteStateStore::in_memory().unwrap(),
+        );
+        write_deals(&postgres.destination, &left_state, fivetran.clone(), deals.clone(), 1_000).await;
+        write_deals(&bigquery.destination, &right_state, cdc.clone(), deals, 2_000).await;
+        let options = CompareOptions {
+            tables: Vec::new(),
+            left_profile: fivetran,
+            right_profile: cdc.clone(),
+            primary_key: "id".into(),
+            sample: 10,
+        };
+        let equal = compare(&postgres.destination, &bigquery.destination, &options).await.unwrap();
+        assert_eq!(equal.len(), 1, "the one history table is found on both sides: {equal:?}");
+        assert!(!equal[0].differs(), "equal data must compare equal: {:?}", equal[0]);
+        assert_eq!(equal[0].left_active, 5);
+
+        // plant on BigQuery: id 3 missing, id 6 extra, id 2 changed, id 1 with a second active row
+        let mut changed = deal(2, "renamed");
+        changed["update_time"] = serde_json::json!("2024-01-16T00:00:00Z");
+        write_deals(
+            &bigquery.destination,
+            &right_state,
+            cdc.clone(),
+            vec![changed, deal(6, "new")],
+            3_000,
+        )
+        .await;
+        let table = format!(
+            "`{}`.`{}`.`deal_history`",
+            bigquery.destination.project_for_tests(),
+            bigquery.destination.dataset()
+        );
+        bigquery_sql(
+            &bigquery,
+            &format!("UPDATE {table} SET _cdc_active = FALSE, _cdc_end = _cdc_start WHERE id = 3"),
+        )
+        .await;
+        bigquery_sql(
+            &bigquery,
+            &format!(
+                "INSERT INTO {table} (id, name, _cdc_start, _cdc_active, _cdc_synced, _row_hash)
+                 SELECT id, 'duplicate', TIMESTAMP_ADD(_cdc_start, INTERVAL 1 SECOND), TRUE, _cdc_synced, 'x' FROM {table} WHERE id = 1"
+            ),
+        )
+        .await;
+        let report = compare(&postgres.destination, &bigquery.destination, &options).await.unwrap();
+        let table = &report[0];
+        assert!(table.differs());
+        assert_eq!(table.left_only_ids.sample, ["3"]);
+        assert_eq!(table.right_only_ids.sample, ["6"]);
+        assert_eq!(table.right_several_active.sample, ["1"]);
+        assert!(table.left_several_active.sample.is_empty());
+        let two = table.mismatches.iter().find(|mismatch| mismatch.id == "2").expect("id 2 differs");
+        let columns: Vec<&str> = two.columns.iter().map(|difference| difference.column.as_str()).collect();
+        assert_eq!(columns, ["name", "update_time"]);
+        assert_eq!(two.columns[0].right.as_deref(), Some("renamed"));
+        assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
+        assert_ne!(table.left_content_hash, table.right_content_hash);
+        bigquery.drop_dataset().await;
+        postgres.drop_schema().await;
     }
 
     #[tokio::test]

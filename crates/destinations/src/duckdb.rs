@@ -99,6 +99,11 @@ impl DuckDbDestination {
         &self.path
     }
 
+    /// How lock conflicts are retried.
+    pub(crate) fn lock_retry(&self) -> LockRetry {
+        self.lock_retry
+    }
+
     /// Runs blocking work on a fresh connection, retrying while the file is locked.
     async fn with_connection<T, F>(&self, work: F) -> Result<T, DestinationError>
     where
@@ -131,7 +136,8 @@ fn is_lock_conflict(error: &duckdb::Error) -> bool {
     text.contains("Could not set lock") || text.contains("Conflicting lock")
 }
 
-fn open_with_retry(path: &Path, retry: LockRetry) -> Result<Connection, DestinationError> {
+/// Opens the file, retrying with backoff while another process holds its lock.
+pub(crate) fn open_with_retry(path: &Path, retry: LockRetry) -> Result<Connection, DestinationError> {
     let mut wait = retry.first_wait;
     for attempt in 1..=retry.attempts.max(1) {
         match Connection::open(path) {
@@ -327,7 +333,7 @@ fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch, mode: Ins
         }
         connection.execute_batch(&format!(
             "UPDATE {table} SET {end_column} = c.version_end, {active_column} = false FROM temp.main.syncline_closes AS c
-             WHERE {table}.{id_column} = c.id AND {table}.{start_column} = c.version_start;
+             WHERE {table}.{id_column} = c.id AND {table}.{active_column} AND {table}.{start_column} <= c.version_end;
              DROP TABLE temp.main.syncline_closes;"
         ))?;
     }
@@ -480,6 +486,10 @@ fn millis(column: &str) -> String {
 
 #[async_trait]
 impl Destination for DuckDbDestination {
+    async fn release(&self) -> Result<(), DestinationError> {
+        DuckDbDestination::release(self).await
+    }
+
     async fn table_schema(&self, table: &str, profile: &HistoryProfile) -> Result<Option<TableSchema>, DestinationError> {
         let table = table.to_string();
         let metadata: Vec<String> = profile.metadata_columns().iter().map(|name| name.to_string()).collect();

@@ -4,9 +4,11 @@
 //! after a crash between the destination commit and the state-store update, changes nothing),
 //! and can read its history back for checks. [`writer::HistoryWriter`] ties the planner, a
 //! destination and a state store together; [`conformance`] is the suite every backend passes.
-//! Backends: [`DuckDbDestination`] (embedded default) and [`PostgresDestination`].
+//! Backends: [`DuckDbDestination`] (embedded default), [`PostgresDestination`] and
+//! [`BigQueryDestination`].
 //! [`compare`] checks parity between two history datasets (`syncline compare`).
 
+mod bigquery;
 pub mod compare;
 pub mod conformance;
 mod duckdb;
@@ -19,6 +21,10 @@ use async_trait::async_trait;
 use syncline_core::{HistoryBatch, HistoryProfile, Millis, TableSchema};
 use syncline_state::postgres_url::{is_postgres_url, redact_url, split_postgres_url};
 
+pub use crate::bigquery::{
+    bigquery_identifier, test_service_url as bigquery_test_service_url, BigQueryConfig, BigQueryDestination,
+    ENDPOINT_VARIABLE as BIGQUERY_ENDPOINT_VARIABLE, TEST_URL_VARIABLE as BIGQUERY_TEST_URL_VARIABLE,
+};
 pub use crate::duckdb::{DuckDbDestination, LockRetry};
 pub use crate::postgres::{physical_identifier, PostgresDestination, MAX_IDENTIFIER_BYTES};
 pub use writer::{HistoryTarget, HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats};
@@ -30,7 +36,7 @@ pub enum DestinationError {
     #[error("duckdb: {0}")]
     DuckDb(#[from] ::duckdb::Error),
     /// PostgreSQL failed or could not be reached; nothing of the batch was committed.
-    #[error("postgres: {0}; check that the server is reachable and the user may create tables in the schema")]
+    #[error("postgres: {}; check that the server is reachable and the user may create tables in the schema", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The DuckDB file stayed locked by another process.
     #[error("duckdb file {path} is still locked by another process after {attempts} attempts; close the other connection (duckdb CLI, dbt) and run again")]
@@ -55,8 +61,48 @@ pub enum DestinationError {
     #[error("destination task failed: {0}")]
     Task(String),
     /// The destination URL is not understood.
-    #[error("destination url `{0}` is not understood; write duckdb://path/to/warehouse.duckdb or postgres://user@host:5432/database?schema=name")]
+    #[error("destination url `{0}` is not understood; write duckdb://path/to/warehouse.duckdb, postgres://user@host:5432/database?schema=name or bigquery://project/dataset[?location=EU&credentials=/path/key.json]")]
     BadUrl(String),
+    /// The TLS settings of a PostgreSQL URL (`sslmode`, `sslrootcert`) are not usable.
+    #[error("postgres url `{url}`: {reason}")]
+    PostgresTls {
+        /// The URL, password redacted.
+        url: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// BigQuery refused a request or a job failed; nothing of the batch was merged.
+    #[error("bigquery {operation}: {message}; {hint}")]
+    BigQuery {
+        /// What syncline was doing.
+        operation: String,
+        /// BigQuery's message.
+        message: String,
+        /// What to do next.
+        hint: &'static str,
+    },
+    /// BigQuery (or the endpoint override) could not be reached.
+    #[error("bigquery is unreachable: {0}; check the network, or the endpoint override")]
+    BigQueryUnreachable(String),
+    /// No usable BigQuery credentials.
+    #[error("bigquery credentials: {0}; pass ?credentials=/path/key.json or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run on GCE/GKE with a service account")]
+    BigQueryCredentials(String),
+}
+
+/// An error's message followed by its causes (the driver hides a TLS handshake's reason, such
+/// as an unknown certificate issuer, in the cause).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One stored version, read back from a history table.
@@ -110,7 +156,11 @@ pub trait Destination: Send + Sync {
 
     /// Applies one batch in one transaction: creates the table if needed, applies the schema
     /// changes, closes rows and inserts new versions. Rows that already exist are left as they
-    /// are, so applying a batch twice changes nothing.
+    /// are, so applying a batch twice changes nothing. A close ends the id's active row if it
+    /// starts no later than the close's end, whichever version the close names: after a crash
+    /// between a destination commit and the index write, the index can name an older version
+    /// than the table's active one, and the replay must still leave one active row (and must
+    /// not move the end of a row that is already closed).
     async fn apply(&self, batch: Arc<HistoryBatch>) -> Result<(), DestinationError>;
 
     /// Every version of a history table, ordered by id and start.
@@ -119,6 +169,13 @@ pub trait Destination: Send + Sync {
 
     /// Checks a history table against the contract with queries run in the warehouse.
     async fn check_history(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<HistoryCheck, DestinationError>;
+
+    /// Ends a busy period: a destination that keeps its connection between batches (DuckDB
+    /// opened by [`open_destination_held`]) closes it, so other processes can read the file.
+    /// The others have nothing to do.
+    async fn release(&self) -> Result<(), DestinationError> {
+        Ok(())
+    }
 }
 
 /// Which destination to write to, from configuration or a URL.
@@ -137,6 +194,9 @@ pub enum DestinationConfig {
         /// The schema of the history tables (`public` when the URL names none).
         schema: String,
     },
+    /// A BigQuery dataset: `bigquery://project/dataset[?location=EU&credentials=/path/key.json]`
+    /// (`&endpoint=http://127.0.0.1:9050` for an emulator).
+    BigQuery(BigQueryConfig),
 }
 
 impl std::fmt::Debug for DestinationConfig {
@@ -148,6 +208,7 @@ impl std::fmt::Debug for DestinationConfig {
                 .field("url", &redact_url(url))
                 .field("schema", schema)
                 .finish(),
+            DestinationConfig::BigQuery(config) => formatter.debug_tuple("BigQuery").field(config).finish(),
         }
     }
 }
@@ -161,6 +222,9 @@ impl std::str::FromStr for DestinationConfig {
                 return Err(DestinationError::BadUrl(url.to_string()));
             }
             return Ok(DestinationConfig::DuckDb { path: path.into() });
+        }
+        if BigQueryConfig::is_bigquery_url(url) {
+            return Ok(DestinationConfig::BigQuery(BigQueryConfig::parse(url)?));
         }
         if is_postgres_url(url) {
             let parsed = split_postgres_url(url).ok_or_else(|| DestinationError::BadUrl(redact_url(url)))?;
@@ -181,6 +245,17 @@ pub async fn open_destination(config: &DestinationConfig) -> Result<Box<dyn Dest
     match config {
         DestinationConfig::DuckDb { path } => Ok(Box::new(DuckDbDestination::new(path))),
         DestinationConfig::Postgres { url, schema } => Ok(Box::new(PostgresDestination::open(url, schema).await?)),
+        DestinationConfig::BigQuery(config) => Ok(Box::new(BigQueryDestination::open(config).await?)),
+    }
+}
+
+/// Opens the configured destination for a long-running writer (`syncline serve`): a DuckDB
+/// file stays open from one batch to the next while work keeps coming, and is closed by
+/// [`Destination::release`] when the writer goes idle; other destinations open as usual.
+pub async fn open_destination_held(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
+    match config {
+        DestinationConfig::DuckDb { path } => Ok(Box::new(DuckDbDestination::new(path).holding_file_open())),
+        other => open_destination(other).await,
     }
 }
 
@@ -229,6 +304,16 @@ mod tests {
         assert!(error.contains("postgres://ann:***@") && !error.contains("s3cret"), "{error}");
         let debug = format!("{:?}", parse("postgres://ann:s3cret@db/w").unwrap());
         assert!(!debug.contains("s3cret"), "{debug}");
+        match parse("bigquery://proj/history?location=EU").unwrap() {
+            DestinationConfig::BigQuery(config) => {
+                assert_eq!(
+                    (config.project.as_str(), config.dataset.as_str(), config.location()),
+                    ("proj", "history", "EU")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("bigquery://proj").is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use syncline_core::{format_timestamp, CellValue, Column, ColumnType, HistoryBatch, HistoryProfile, Millis, TableSchema};
 use syncline_state::postgres_url::{redact_url, split_postgres_url, PostgresUrl};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, Transaction};
 
 use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind};
 use crate::{quote_identifier as quote, Destination, DestinationError, HistoryCheck, StoredVersion};
@@ -195,12 +195,12 @@ impl PostgresDestination {
     pub(crate) async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, DestinationError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let config: tokio_postgres::Config = self
-                .url
-                .connection
-                .parse()
-                .map_err(|_| DestinationError::BadUrl(redact_url(&self.url.connection)))?;
-            let (client, connection) = config.connect(NoTls).await?;
+            let (config, tls) =
+                syncline_state::postgres_url::connection_config(&self.url.connection).map_err(|error| DestinationError::PostgresTls {
+                    url: redact_url(&self.url.connection),
+                    reason: error.to_string(),
+                })?;
+            let (client, connection) = config.connect(tls).await?;
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::warn!(%error, "postgres destination connection closed");
@@ -382,7 +382,7 @@ impl PostgresDestination {
             transaction
                 .batch_execute(&format!(
                     "UPDATE {table} AS t SET {end} = c.version_end, {active} = false FROM syncline_closes AS c
-                     WHERE t.{id} = c.id AND t.{start} = c.version_start"
+                     WHERE t.{id} = c.id AND t.{active} AND t.{start} <= c.version_end"
                 ))
                 .await?;
         }
@@ -726,8 +726,8 @@ pub(crate) mod testing {
             let _ = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 runtime.block_on(async move {
-                    let config: tokio_postgres::Config = url.parse().ok()?;
-                    let (client, connection) = config.connect(NoTls).await.ok()?;
+                    let (config, tls) = syncline_state::postgres_url::connection_config(&url).ok()?;
+                    let (client, connection) = config.connect(tls).await.ok()?;
                     tokio::spawn(connection);
                     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.ok()
                 })

@@ -3,12 +3,12 @@
 //! destination commit; if the process dies between the two, replaying the batch plans the same
 //! operations again and the destination, which ignores rows it already has, changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use syncline_core::{
-    assemble_batch, full_extract_deletes, plan_history, CoreError, HistoryBatch, HistoryProfile, Millis, Observation, Plan, PlanStats,
-    TableSchema,
+    assemble_batch_owned, full_extract_deletes, plan_history, CoreError, CurrentVersion, HistoryBatch, HistoryProfile, Millis, Observation,
+    Plan, PlanStats, TableSchema,
 };
 use syncline_state::{IndexWrite, StateError, StateStore};
 
@@ -80,12 +80,21 @@ pub struct PreparedWrite {
     extras: Vec<(Option<String>, bool)>,
 }
 
+/// Index entries of a committed batch whose write is deferred.
+struct PendingIndex {
+    entries: Vec<IndexWrite>,
+    written_at: Millis,
+}
+
 /// Maintains one history table.
 pub struct HistoryWriter<'a> {
     destination: &'a dyn Destination,
     state: &'a dyn StateStore,
     target: HistoryTarget,
     schema: Option<TableSchema>,
+    defer_index_writes: bool,
+    /// The entries of the last committed batch, not yet in the state store.
+    pending: Option<PendingIndex>,
 }
 
 impl<'a> HistoryWriter<'a> {
@@ -96,7 +105,32 @@ impl<'a> HistoryWriter<'a> {
             state,
             target,
             schema: None,
+            defer_index_writes: false,
+            pending: None,
         }
+    }
+
+    /// Defers each batch's index write until the next batch is applied, and runs the two at
+    /// the same time (see the module documentation). Call [`HistoryWriter::flush`] after the
+    /// last batch; a writer dropped before that leaves the index behind the destination, as a
+    /// crash would, and the next run replays those batches as no-ops.
+    pub fn deferring_index_writes(mut self) -> Self {
+        self.defer_index_writes = true;
+        self
+    }
+
+    /// Writes the deferred index entries, if any.
+    pub async fn flush(&mut self) -> Result<(), WriteError> {
+        if let Some(pending) = self.pending.take() {
+            self.write_pending(pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_pending(&self, pending: PendingIndex) -> Result<(), StateError> {
+        self.state
+            .write_index(&self.target.source, &self.target.entity, pending.entries, pending.written_at)
+            .await
     }
 
     /// The target.
@@ -104,8 +138,9 @@ impl<'a> HistoryWriter<'a> {
         &self.target
     }
 
-    /// Plans a batch: reads the index entries of its ids and the table schema (once per
-    /// writer), and assembles the rows.
+    /// Plans a batch: reads the index entries of its ids (and takes the deferred entries of
+    /// the previous batch from memory) and the table schema (once per writer), and assembles
+    /// the rows.
     pub async fn prepare(&mut self, observed: Vec<Observed>, synced_at: Millis) -> Result<PreparedWrite, WriteError> {
         let started = std::time::Instant::now();
         let mut observations = Vec::with_capacity(observed.len());
@@ -117,9 +152,14 @@ impl<'a> HistoryWriter<'a> {
         let mut ids: Vec<String> = observations.iter().map(|observation| observation.id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let current = self.state.current_versions(&self.target.source, &self.target.entity, &ids).await?;
+        let mut current = self.state.current_versions(&self.target.source, &self.target.entity, &ids).await?;
+        if let Some(pending) = &self.pending {
+            overlay_pending(&mut current, &ids, &pending.entries);
+        }
+        drop(ids);
         let read_ms = started.elapsed().as_millis() as u64;
         let plan = plan_history(&current, &observations);
+        drop(current);
         if self.schema.is_none() {
             self.schema = Some(
                 self.destination
@@ -129,19 +169,20 @@ impl<'a> HistoryWriter<'a> {
             );
         }
         let schema_before = self.schema.as_ref().expect("schema loaded above");
-        let batch = assemble_batch(
+        let count = observations.len();
+        let batch = assemble_batch_owned(
             &self.target.table,
             &self.target.primary_key,
             &self.target.profile,
             schema_before,
             &self.target.timestamp_columns,
-            &observations,
+            observations,
             &plan,
             synced_at,
         )?;
         tracing::debug!(
             table = %self.target.table,
-            observations = observations.len(),
+            observations = count,
             read_ms,
             plan_ms = started.elapsed().as_millis() as u64 - read_ms,
             "batch planned"
@@ -153,7 +194,8 @@ impl<'a> HistoryWriter<'a> {
         })
     }
 
-    /// Applies a prepared batch to the destination, then writes the index.
+    /// Applies a prepared batch to the destination, then writes the index (or, when deferring,
+    /// writes the previous batch's index while applying this one, and keeps this one's).
     pub async fn commit(&mut self, prepared: PreparedWrite) -> Result<WriteStats, WriteError> {
         let PreparedWrite { batch, plan, mut extras } = prepared;
         let stats = WriteStats {
@@ -161,30 +203,49 @@ impl<'a> HistoryWriter<'a> {
             schema_changes: batch.schema_changes.len(),
         };
         let started = std::time::Instant::now();
-        self.destination.apply(Arc::clone(&batch)).await?;
+        let previous = self.pending.take();
+        let apply = self.destination.apply(Arc::clone(&batch));
+        let (applied, previous_written) = match previous {
+            // The previous batch is committed in the destination: its index write may run
+            // while this batch is applied.
+            Some(previous) => {
+                let (applied, written) = tokio::join!(apply, self.write_pending(previous));
+                (applied, written.map_err(WriteError::from))
+            }
+            None => (apply.await, Ok(())),
+        };
+        applied?;
+        previous_written?;
         let apply_ms = started.elapsed().as_millis() as u64;
         self.schema = Some(batch.schema.clone());
-        if !plan.index.is_empty() {
-            let entries = plan
-                .index
-                .into_iter()
-                .map(|entry| {
-                    let (record, terminal) = match entry.observation {
-                        Some(index) if entry.content_changed => (extras[index].0.take(), extras[index].1),
-                        Some(index) => (None, extras[index].1),
-                        None => (None, false),
-                    };
-                    IndexWrite {
-                        id: entry.id,
-                        version: entry.version,
-                        terminal,
-                        record,
-                    }
-                })
-                .collect();
-            self.state
-                .write_index(&self.target.source, &self.target.entity, entries, batch.synced_at)
-                .await?;
+        let entries: Vec<IndexWrite> = plan
+            .index
+            .into_iter()
+            .map(|entry| {
+                let (record, terminal) = match entry.observation {
+                    Some(index) if entry.content_changed => (extras[index].0.take(), extras[index].1),
+                    Some(index) => (None, extras[index].1),
+                    None => (None, false),
+                };
+                IndexWrite {
+                    id: entry.id,
+                    version: entry.version,
+                    terminal,
+                    record,
+                }
+            })
+            .collect();
+        drop(extras);
+        if !entries.is_empty() {
+            let pending = PendingIndex {
+                entries,
+                written_at: batch.synced_at,
+            };
+            if self.defer_index_writes {
+                self.pending = Some(pending);
+            } else {
+                self.write_pending(pending).await?;
+            }
         }
         tracing::debug!(
             table = %self.target.table,
@@ -211,6 +272,7 @@ impl<'a> HistoryWriter<'a> {
         extract_time: Millis,
         synced_at: Millis,
     ) -> Result<WriteStats, WriteError> {
+        self.flush().await?;
         let current = self.state.all_current_versions(&self.target.source, &self.target.entity).await?;
         let deletes = full_extract_deletes(&current, seen, extract_time);
         if deletes.is_empty() {
@@ -225,5 +287,157 @@ impl<'a> HistoryWriter<'a> {
             })
             .collect();
         self.write(observed, synced_at).await
+    }
+}
+
+/// Puts the deferred entries of ids in `ids` (sorted) over what the state store returned.
+fn overlay_pending(current: &mut HashMap<String, CurrentVersion>, ids: &[String], pending: &[IndexWrite]) {
+    for entry in pending {
+        if ids.binary_search(&entry.id).is_ok() {
+            current.insert(entry.id.clone(), entry.version.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DuckDbDestination;
+    use serde_json::json;
+    use syncline_core::{flatten_record, row_hash, NamingOptions, ObservationKind};
+    use syncline_state::SqliteStateStore;
+
+    fn target() -> HistoryTarget {
+        HistoryTarget {
+            source: "test".into(),
+            entity: "deal".into(),
+            table: "deal_history".into(),
+            primary_key: "id".into(),
+            profile: HistoryProfile::default(),
+            timestamp_columns: HashSet::new(),
+        }
+    }
+
+    fn upsert(id: u64, value: u64, time: i64) -> Observed {
+        let record = json!({"id": id, "value": value, "nested": {"v": value % 3}});
+        let raw = record.to_string();
+        let flat = flatten_record(record, NamingOptions::default()).unwrap();
+        let row_hash = row_hash(&flat);
+        Observed {
+            observation: Observation {
+                id: id.to_string(),
+                time,
+                kind: ObservationKind::Upsert { record: flat, row_hash },
+            },
+            raw: Some(raw),
+            terminal: false,
+        }
+    }
+
+    fn delete(id: u64, time: i64) -> Observed {
+        Observed {
+            observation: Observation {
+                id: id.to_string(),
+                time,
+                kind: ObservationKind::Delete,
+            },
+            raw: None,
+            terminal: false,
+        }
+    }
+
+    /// Batches that touch the same ids again and again, so each batch's plan depends on the
+    /// entries of the one before.
+    fn batches() -> Vec<Vec<Observed>> {
+        (0..12u64)
+            .map(|number| {
+                let time = 1_000 * (number as i64 + 1);
+                (0..40u64)
+                    .filter_map(|id| match (id + number) % 7 {
+                        0 if number > 0 => Some(delete(id, time)),
+                        1 | 2 => None,
+                        3 => Some(upsert(id, 1, time)),
+                        _ => Some(upsert(id, id * number, time - (id % 2) as i64 * 500)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn run(deferred: bool) -> (Vec<crate::StoredVersion>, HashMap<String, CurrentVersion>, WriteStats) {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        let mut writer = HistoryWriter::new(&destination, &state, target());
+        if deferred {
+            writer = writer.deferring_index_writes();
+        }
+        let mut stats = WriteStats::default();
+        for batch in batches() {
+            stats += writer.write(batch, 5).await.unwrap();
+        }
+        let seen: HashSet<String> = (0..30u64).map(|id| id.to_string()).collect();
+        stats += writer.close_absent(&seen, 50_000, 6).await.unwrap();
+        writer.flush().await.unwrap();
+        let versions = destination
+            .read_versions("deal_history", "id", &HistoryProfile::default())
+            .await
+            .unwrap();
+        let index = state.all_current_versions("test", "deal").await.unwrap();
+        (versions, index, stats)
+    }
+
+    #[tokio::test]
+    async fn deferred_index_writes_give_the_same_history_and_index() {
+        let immediate = run(false).await;
+        let deferred = run(true).await;
+        assert!(immediate.2.plan.closed > 0 && immediate.2.plan.deleted > 0, "{:?}", immediate.2);
+        assert_eq!(deferred.2, immediate.2);
+        assert_eq!(deferred.0, immediate.0);
+        assert_eq!(deferred.1, immediate.1);
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_deferred_index_writes_replays_as_a_no_op() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        let all = batches();
+        {
+            let mut writer = HistoryWriter::new(&destination, &state, target()).deferring_index_writes();
+            for batch in &all[..5] {
+                writer.write(batch.clone(), 5).await.unwrap();
+            }
+            // the process dies: batch 4 is in the destination, its index entries are not
+        }
+        let profile = HistoryProfile::default();
+        let before = destination.read_versions("deal_history", "id", &profile).await.unwrap();
+        let mut writer = HistoryWriter::new(&destination, &state, target()).deferring_index_writes();
+        for batch in &all[3..5] {
+            writer.write(batch.clone(), 7).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        let after = destination.read_versions("deal_history", "id", &profile).await.unwrap();
+        assert_eq!(after, before, "replaying the batches the index missed changes nothing");
+        for batch in &all[5..] {
+            writer.write(batch.clone(), 8).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        let (expected, expected_index, _) = {
+            let directory = tempfile::tempdir().unwrap();
+            let reference = DuckDbDestination::new(directory.path().join("r.duckdb"));
+            let reference_state = SqliteStateStore::in_memory().unwrap();
+            let mut reference_writer = HistoryWriter::new(&reference, &reference_state, target());
+            for batch in &all {
+                reference_writer.write(batch.clone(), 5).await.unwrap();
+            }
+            (
+                reference.read_versions("deal_history", "id", &profile).await.unwrap(),
+                reference_state.all_current_versions("test", "deal").await.unwrap(),
+                (),
+            )
+        };
+        assert_eq!(destination.read_versions("deal_history", "id", &profile).await.unwrap(), expected);
+        assert_eq!(state.all_current_versions("test", "deal").await.unwrap(), expected_index);
     }
 }

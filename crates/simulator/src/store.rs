@@ -89,6 +89,20 @@ pub struct Row {
     pub modified_ms: i64,
 }
 
+/// A deleted record seen through a view: id, the record as it was before the delete, and the
+/// delete time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedRow {
+    /// Record id.
+    pub id: RecordId,
+    /// The last live version of the record (primary API shape).
+    pub record: Value,
+    /// Virtual time of the delete, epoch ms.
+    pub deleted_ms: i64,
+    /// The action that deleted it (`Delete`, or `Merge` for a merged-away record).
+    pub action: ChangeAction,
+}
+
 /// All records of one source.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -246,6 +260,36 @@ impl Store {
             .collect()
     }
 
+    /// Deleted records as a lagging index sees them: records whose newest version that changed
+    /// at or before `cutoff_ms` is a tombstone, with the record they had before it. Records
+    /// deleted after the cutoff are absent (they are still live in [`Store::rows_as_of`]).
+    pub fn deleted_as_of(&self, entity: Entity, cutoff_ms: i64) -> Vec<DeletedRow> {
+        let Some(table) = self.table(entity) else {
+            return Vec::new();
+        };
+        table
+            .records
+            .values()
+            .filter_map(|history| {
+                let position = history.versions.iter().rposition(|version| version.changed_ms <= cutoff_ms)?;
+                let tombstone = &history.versions[position];
+                if tombstone.record.is_some() {
+                    return None;
+                }
+                let record = history.versions[..position]
+                    .iter()
+                    .rev()
+                    .find_map(|version| version.record.clone())?;
+                Some(DeletedRow {
+                    id: history.id,
+                    record,
+                    deleted_ms: tombstone.changed_ms,
+                    action: tombstone.action,
+                })
+            })
+            .collect()
+    }
+
     /// Number of live records.
     pub fn live_count(&self, entity: Entity) -> usize {
         self.live_ids(entity).len()
@@ -303,5 +347,33 @@ mod tests {
         let rows = store.rows(Entity::Deal);
         assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), vec![2]);
         assert!(store.rows_as_of(Entity::Deal, 999).is_empty());
+    }
+
+    #[test]
+    fn deleted_view_keeps_the_last_record_and_the_delete_time() {
+        let mut store = store();
+        store.put(Entity::Deal, 1, json!({"v": 1}), 1000, 1000, ChangeAction::Create);
+        store.put(Entity::Deal, 1, json!({"v": 2}), 5000, 5000, ChangeAction::Update);
+        store.put(Entity::Deal, 2, json!({"v": 9}), 6000, 6000, ChangeAction::Create);
+        store.delete(Entity::Deal, 1, 7250, ChangeAction::Delete);
+        store.delete(Entity::Deal, 2, 8000, ChangeAction::Merge);
+
+        assert!(store.deleted_as_of(Entity::Deal, 7000).is_empty(), "not deleted yet at the cutoff");
+        let deleted = store.deleted_as_of(Entity::Deal, 7500);
+        assert_eq!(
+            deleted,
+            vec![DeletedRow {
+                id: 1,
+                record: json!({"v": 2}),
+                deleted_ms: 7250,
+                action: ChangeAction::Delete,
+            }]
+        );
+        let deleted = store.deleted_as_of(Entity::Deal, i64::MAX);
+        assert_eq!(
+            deleted.iter().map(|row| (row.id, row.action)).collect::<Vec<_>>(),
+            vec![(1, ChangeAction::Delete), (2, ChangeAction::Merge)]
+        );
+        assert!(store.deleted_as_of(Entity::Person, i64::MAX).is_empty());
     }
 }

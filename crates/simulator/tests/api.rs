@@ -228,6 +228,102 @@ async fn pipedrive_updated_since_is_inclusive_and_updated_until_exclusive() {
     simulator.shutdown().await;
 }
 
+async fn pipedrive_get(simulator: &SimulatorHandle, query: &str) -> reqwest::Response {
+    let token = simulator.credentials().api_token.expect("token");
+    client()
+        .get(format!("{}/api/v2/deals?{query}", simulator.base_url()))
+        .header("x-api-token", token)
+        .send()
+        .await
+        .expect("get")
+}
+
+async fn pipedrive_deals(simulator: &SimulatorHandle, query: &str) -> Vec<Value> {
+    let response = pipedrive_get(simulator, query).await;
+    assert_eq!(response.status(), 200, "{query}");
+    let page: Value = response.json().await.expect("json");
+    page["data"].as_array().expect("data").clone()
+}
+
+fn deal_ids(deals: &[Value]) -> Vec<u64> {
+    deals.iter().map(|deal| deal["id"].as_u64().expect("id")).collect()
+}
+
+#[tokio::test]
+async fn pipedrive_status_deleted_lists_deleted_and_merged_deals_for_thirty_days() {
+    let mut config = config(Connector::Pipedrive, 9);
+    config.initial_records.insert(Entity::Deal, 6);
+    config.faults.eventual_consistency_lag_ms = 5_000;
+    let simulator = start(config).await;
+    let ids = deal_ids(&simulator.truth(Entity::Deal).expect("truth"));
+    simulator.advance_clock(Duration::from_secs(60));
+    let since = format_rfc3339_seconds(simulator.now_ms());
+    let deleted = simulator
+        .apply_change(&ChangeRequest::Delete {
+            entity: Entity::Deal,
+            id: ids[1],
+        })
+        .expect("delete")
+        .remove(0);
+    simulator.advance_clock(Duration::from_millis(1_500));
+    simulator
+        .apply_change(&ChangeRequest::Merge {
+            entity: Entity::Deal,
+            id: ids[3],
+            into: ids[0],
+        })
+        .expect("merge");
+    simulator
+        .apply_change(&ChangeRequest::Update {
+            entity: Entity::Deal,
+            id: ids[2],
+        })
+        .expect("update");
+
+    // Without a since-filter the list reads the current state: both deletes at once.
+    let listed = pipedrive_deals(&simulator, "status=deleted").await;
+    assert_eq!(deal_ids(&listed), vec![ids[1], ids[3]]);
+    let first = &listed[0];
+    assert_eq!(first["status"], json!("deleted"));
+    assert_eq!(first["is_deleted"], json!(true));
+    assert_eq!(first["update_time"], json!(format_rfc3339_seconds(deleted.at_ms)));
+    let before = deleted.before.expect("the deal before the delete");
+    assert_eq!(first["title"], before["title"]);
+    assert_eq!(first["add_time"], before["add_time"]);
+    // Omitted: every not-deleted deal; values combine.
+    let live = deal_ids(&pipedrive_deals(&simulator, "").await);
+    assert_eq!(live.len(), 4);
+    assert!(!live.contains(&ids[1]) && !live.contains(&ids[3]));
+    let open_and_deleted = deal_ids(&pipedrive_deals(&simulator, "status=open,deleted").await);
+    assert_eq!(open_and_deleted.len(), 6);
+    assert!(pipedrive_deals(&simulator, "status=won").await.is_empty());
+
+    // The since-filter reads the lagging index: the deletes show once the lag has passed.
+    let query = format!("status=deleted&updated_since={since}&sort_by=update_time&sort_direction=asc&limit=1");
+    assert!(pipedrive_deals(&simulator, &query).await.is_empty(), "within the consistency lag");
+    simulator.advance_clock(Duration::from_secs(6));
+    let response = pipedrive_get(&simulator, &query).await;
+    let page: Value = response.json().await.expect("json");
+    assert_eq!(deal_ids(page["data"].as_array().expect("data")), vec![ids[1]]);
+    let cursor = page["additional_data"]["next_cursor"].as_str().expect("a second page").to_string();
+    let second = pipedrive_deals(&simulator, &format!("{query}&cursor={cursor}")).await;
+    assert_eq!(deal_ids(&second), vec![ids[3]]);
+    let later = format_rfc3339_seconds(deleted.at_ms + 1_000);
+    let after_first = pipedrive_deals(&simulator, &format!("status=deleted&updated_since={later}")).await;
+    assert_eq!(deal_ids(&after_first), vec![ids[3]], "updated_since applies to the delete time");
+
+    // Unknown values are refused as the rest of the API refuses bad parameters.
+    let response = pipedrive_get(&simulator, "status=all_not_deleted").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["success"], json!(false));
+
+    // Deleted deals drop out of the listing after 30 days.
+    simulator.advance_clock(Duration::from_secs(30 * 86_400));
+    assert!(pipedrive_deals(&simulator, "status=deleted").await.is_empty());
+    simulator.shutdown().await;
+}
+
 #[tokio::test]
 async fn zoho_modified_time_range_is_inclusive_at_both_ends() {
     let mut config = config(Connector::ZohoDesk, 9);

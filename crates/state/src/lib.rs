@@ -1,6 +1,6 @@
 //! syncline's own durable state: the current-record index (what the SCD2 planner reads as
-//! "current versions", so the hot path never reads the warehouse), cursors, and the schema
-//! version of the store itself.
+//! "current versions", so the hot path never reads the warehouse), cursors, the webhook inbox,
+//! and the schema version of the store itself.
 //!
 //! One trait, [`StateStore`], with one implementation per backend and one conformance suite
 //! ([`conformance`]) that every backend runs: [`SqliteStateStore`] (embedded default) and
@@ -14,7 +14,7 @@ mod sqlite;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use syncline_core::{CurrentVersion, Millis};
+use syncline_core::{CurrentVersion, Millis, WebhookEvent};
 
 pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;
@@ -39,6 +39,9 @@ pub enum StateError {
     /// A blocking task failed.
     #[error("state store task failed: {0}")]
     Task(String),
+    /// The store holds a value this build cannot read.
+    #[error("state store holds {0}; it was written by another syncline build: upgrade syncline or drop the row")]
+    Unreadable(String),
     /// The state-store URL is not understood.
     #[error("state store url `{0}` is not understood; write sqlite://path/to/state.db or postgres://user@host:5432/database?schema=name")]
     BadUrl(String),
@@ -70,6 +73,54 @@ pub struct StoredRecord {
     pub record: Option<String>,
     /// When the entry was last written.
     pub updated_at: Millis,
+}
+
+/// One event in the webhook inbox, as [`StateStore::inbox_claim`] and
+/// [`StateStore::inbox_dead`] return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// The inbox sequence number: unique, never reused, increasing in the order events were
+    /// received. Pass it back to [`StateStore::inbox_done`] and [`StateStore::inbox_fail`].
+    pub seq: i64,
+    /// The event as appended.
+    pub event: WebhookEvent,
+    /// When the webhook carrying the event was received.
+    pub received_at: Millis,
+    /// Failed attempts so far (reset by [`StateStore::inbox_retry_dead`]).
+    pub attempts: u32,
+    /// The error of the last failed attempt, if any.
+    pub last_error: Option<String>,
+}
+
+/// Depth and age of the webhook inbox, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Events not yet applied and not dead (due, leased or waiting for a retry).
+    pub pending: u64,
+    /// Pending events a worker could claim at `now` (not leased, retry time reached).
+    pub due: u64,
+    /// When the oldest pending event was received (`None` when nothing is pending).
+    pub oldest_pending_received_at: Option<Millis>,
+    /// Events in the dead-letter list.
+    pub dead: u64,
+    /// Applied events kept for de-duplication until [`StateStore::inbox_prune`] removes them.
+    pub done: u64,
+}
+
+/// The delay before the first retry of a failed inbox event.
+pub const INBOX_FIRST_RETRY_DELAY_MS: i64 = 1_000;
+
+/// The longest delay between two retries of a failed inbox event.
+pub const INBOX_MAX_RETRY_DELAY_MS: i64 = 300_000;
+
+/// The delay before the next attempt of an inbox event that has failed `attempts` times:
+/// 1 s after the first failure, doubling with each further failure, capped at 5 minutes.
+/// Deterministic (no jitter), so tests and operators can predict it.
+pub fn inbox_retry_delay_ms(attempts: u32) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(31);
+    INBOX_FIRST_RETRY_DELAY_MS
+        .saturating_mul(1_i64 << doublings)
+        .min(INBOX_MAX_RETRY_DELAY_MS)
 }
 
 /// The durable state of syncline.
@@ -110,6 +161,54 @@ pub trait StateStore: Send + Sync {
 
     /// The schema version of the store.
     async fn schema_version(&self) -> Result<i64, StateError>;
+
+    /// Appends webhook events to the inbox, all in one transaction, and returns how many were
+    /// newly stored. When this returns `Ok` the events are committed and survive a crash of
+    /// the process, so the webhook may be acknowledged.
+    ///
+    /// Duplicates are absorbed (stored once, not counted): an event with the same
+    /// `(source, delivery_id, entity, id)` or the same `(source, entity, id, action,
+    /// event_time)` as one already in the inbox (pending, done or dead) or earlier in `events`.
+    async fn inbox_append(&self, events: &[WebhookEvent], received_at: Millis) -> Result<usize, StateError>;
+
+    /// Leases up to `limit` due events, oldest first (by `seq`), until `now + lease_ms`, and
+    /// returns them. Due: pending, next attempt time reached and no unexpired lease. A leased
+    /// event is not returned again until its lease expires, so the events of a worker that
+    /// crashed come back after `lease_ms`; concurrent claimers (several replicas on
+    /// PostgreSQL) never receive the same event under an unexpired lease.
+    async fn inbox_claim(&self, limit: usize, now: Millis, lease_ms: i64) -> Result<Vec<InboxEntry>, StateError>;
+
+    /// Marks pending events applied (done rows are kept for de-duplication until pruned) and
+    /// returns how many were marked. Seqs that are not pending are ignored.
+    async fn inbox_done(&self, seqs: &[i64], done_at: Millis) -> Result<usize, StateError>;
+
+    /// Records a failed attempt of pending events: counts the attempt, keeps `error`, releases
+    /// the lease and schedules the next attempt at `now +`[`inbox_retry_delay_ms`]. An event
+    /// that reaches `max_attempts` (at least 1) moves to the dead-letter list instead. Returns
+    /// how many events moved to the dead-letter list.
+    async fn inbox_fail(&self, seqs: &[i64], error: &str, now: Millis, max_attempts: u32) -> Result<usize, StateError>;
+
+    /// Depth and age of the inbox at `now`.
+    async fn inbox_stats(&self, now: Millis) -> Result<InboxStats, StateError>;
+
+    /// Up to `limit` events of the dead-letter list, oldest first.
+    async fn inbox_dead(&self, limit: usize) -> Result<Vec<InboxEntry>, StateError>;
+
+    /// Moves dead events back to pending, due at once, with their attempts reset (the last
+    /// error is kept); `None` moves every dead event. Returns how many moved.
+    async fn inbox_retry_dead(&self, seqs: Option<&[i64]>) -> Result<usize, StateError>;
+
+    /// Deletes dead events; `None` deletes every dead event. Returns how many were deleted.
+    async fn inbox_drop_dead(&self, seqs: Option<&[i64]>) -> Result<usize, StateError>;
+
+    /// Deletes done events applied before `done_before` (the end of the de-duplication
+    /// window) and returns how many were deleted.
+    async fn inbox_prune(&self, done_before: Millis) -> Result<usize, StateError>;
+
+    /// Releases every lease, making leased events due again at once. Call it only at the
+    /// start of a single server (no other worker running); with several replicas let leases
+    /// expire instead. Returns how many leases were released.
+    async fn inbox_release_leases(&self) -> Result<usize, StateError>;
 }
 
 /// Which state store to use, from configuration or a URL.
@@ -172,6 +271,32 @@ pub async fn open_state_store(config: &StateConfig) -> Result<Box<dyn StateStore
     }
 }
 
+/// Polls every future to completion concurrently on the current task (no spawn, so the futures
+/// may borrow the store).
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut waiting = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_some() {
+                continue;
+            }
+            match future.as_mut().poll(context) {
+                std::task::Poll::Ready(value) => *output = Some(value),
+                std::task::Poll::Pending => waiting = true,
+            }
+        }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
+}
+
 /// `hashes_at_modified` as stored: comma-separated (hashes are hex).
 pub(crate) fn join_hashes(hashes: &[String]) -> String {
     hashes.join(",")
@@ -184,6 +309,16 @@ pub(crate) fn split_hashes(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_double_from_one_second_up_to_five_minutes() {
+        let delays: Vec<i64> = (0..=11).map(inbox_retry_delay_ms).collect();
+        assert_eq!(
+            delays,
+            [1_000, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000]
+        );
+        assert_eq!(inbox_retry_delay_ms(u32::MAX), INBOX_MAX_RETRY_DELAY_MS);
+    }
 
     #[test]
     fn urls_name_the_state_store() {

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use syncline_core::{CurrentVersion, Millis};
-use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row};
+use syncline_core::{CurrentVersion, EventAction, Millis, WebhookEvent};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::postgres_url::{redact_url, split_postgres_url, PostgresUrl};
-use crate::{join_hashes, split_hashes, IndexWrite, StateError, StateStore, StoredRecord};
+use crate::{inbox_retry_delay_ms, join_hashes, split_hashes, InboxEntry, InboxStats, IndexWrite, StateError, StateStore, StoredRecord};
 
 /// Schema migrations, applied in order; the store's version is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -53,7 +53,197 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (source, key)
     );",
+    // 3: the webhook inbox. `state` is pending, done or dead; seqs come from an identity
+    // column and are never reused, so a stale seq can never name a newer event.
+    r#"CREATE TABLE "inbox" (
+        "seq" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        "source" TEXT NOT NULL,
+        "entity" TEXT NOT NULL,
+        "id" TEXT NOT NULL,
+        "action" TEXT NOT NULL,
+        "event_time" BIGINT NOT NULL,
+        "delivery_id" TEXT NOT NULL,
+        "received_at" BIGINT NOT NULL,
+        "state" TEXT NOT NULL DEFAULT 'pending' CHECK ("state" IN ('pending', 'done', 'dead')),
+        "attempts" INTEGER NOT NULL DEFAULT 0,
+        "next_attempt_at" BIGINT NOT NULL DEFAULT 0,
+        "leased_until" BIGINT NOT NULL DEFAULT 0,
+        "last_error" TEXT,
+        "done_at" BIGINT
+    );
+    CREATE UNIQUE INDEX "inbox_delivery" ON "inbox" ("source", "delivery_id", "entity", "id");
+    CREATE UNIQUE INDEX "inbox_change" ON "inbox" ("source", "entity", "id", "action", "event_time");
+    CREATE INDEX "inbox_pending" ON "inbox" ("seq") WHERE "state" = 'pending';
+    CREATE INDEX "inbox_dead" ON "inbox" ("seq") WHERE "state" = 'dead';
+    CREATE INDEX "inbox_done" ON "inbox" ("done_at") WHERE "state" = 'done';"#,
 ];
+
+/// Append requests the writer task may take into one transaction.
+const MAX_APPEND_REQUESTS_PER_COMMIT: usize = 256;
+
+/// Append requests waiting for the writer task before `inbox_append` waits for room.
+const APPEND_QUEUE: usize = 4_096;
+
+/// The append statement of a whole batch of requests: the events in order, duplicates absorbed
+/// by either unique index (`ON CONFLICT DO NOTHING` without a target), also within the batch.
+/// It returns, for each stored event, the number of the request it came from: the first input
+/// row equal to the stored row in every column (a later equal row was its duplicate).
+const APPEND_SQL: &str = r#"WITH "input" AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[])
+            WITH ORDINALITY AS e("request", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "ordinal")
+    ), "inserted" AS (
+        INSERT INTO "inbox" ("source", "entity", "id", "action", "event_time", "delivery_id", "received_at")
+        SELECT "source", "entity", "id", "action", "event_time", "delivery_id", "received_at" FROM "input" ORDER BY "ordinal"
+        ON CONFLICT DO NOTHING
+        RETURNING "source", "entity", "id", "action", "event_time", "delivery_id"
+    )
+    SELECT min(i."request") FROM "inserted" AS n JOIN "input" AS i
+        ON i."source" = n."source" AND i."entity" = n."entity" AND i."id" = n."id" AND i."action" = n."action"
+           AND i."event_time" = n."event_time" AND i."delivery_id" = n."delivery_id"
+    GROUP BY n."source", n."entity", n."id", n."action", n."event_time", n."delivery_id""#;
+
+/// One `inbox_append` call waiting for the writer task.
+struct AppendRequest {
+    events: Vec<WebhookEvent>,
+    received_at: Millis,
+    reply: oneshot::Sender<Result<usize, StateError>>,
+}
+
+/// Opens the writer's own connection and starts the writer task.
+async fn start_append_writer(url: &PostgresUrl) -> Result<mpsc::Sender<AppendRequest>, StateError> {
+    let client = connect(url).await?;
+    let statement = client.prepare(APPEND_SQL).await?;
+    let (appends, requests) = mpsc::channel(APPEND_QUEUE);
+    tokio::spawn(run_append_writer(url.clone(), (client, statement), requests));
+    Ok(appends)
+}
+
+/// The writer task of inbox appends, on its own connection (group commit): takes every waiting
+/// request, stores all their events with ONE statement (one transaction) and answers each
+/// requester. Concurrent webhooks thus share one commit (one WAL flush) instead of one each,
+/// and appends never queue behind claims or index writes on the shared connection. A request
+/// is answered only after the commit, so a requester that goes away cannot cut a batch short.
+/// The task ends when the store is dropped.
+async fn run_append_writer(url: PostgresUrl, connection: (Client, Statement), mut requests: mpsc::Receiver<AppendRequest>) {
+    let mut connection = Some(connection);
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_APPEND_REQUESTS_PER_COMMIT {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        if connection.as_ref().is_none_or(|(client, _)| client.is_closed()) {
+            tracing::warn!("postgres inbox writer connection lost; reconnecting");
+            connection = match reconnect_append_writer(&url).await {
+                Ok(reopened) => Some(reopened),
+                Err(error) => {
+                    let message = error.to_string();
+                    for request in batch {
+                        let _ = request.reply.send(Err(StateError::Task(message.clone())));
+                    }
+                    continue;
+                }
+            };
+        }
+        let Some((client, statement)) = connection.as_mut() else { continue };
+        match append_batch(client, statement, &batch).await {
+            Ok(counts) => {
+                for (request, stored) in batch.into_iter().zip(counts) {
+                    // A requester that gave up (client disconnected) no longer listens.
+                    let _ = request.reply.send(Ok(stored));
+                }
+            }
+            Err(error) => {
+                // Commit the requests one by one, so one failing request fails alone.
+                tracing::warn!(%error, requests = batch.len(), "inbox group commit failed; committing the appends one by one");
+                for request in batch {
+                    let result = append_batch(client, statement, std::slice::from_ref(&request))
+                        .await
+                        .map(|counts| counts[0]);
+                    let _ = request.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn reconnect_append_writer(url: &PostgresUrl) -> Result<(Client, Statement), StateError> {
+    let client = connect(url).await?;
+    let statement = client.prepare(APPEND_SQL).await?;
+    Ok((client, statement))
+}
+
+/// Stores the events of every request with one statement (one transaction, one commit);
+/// returns the newly stored count of each request.
+async fn append_batch(client: &mut Client, statement: &Statement, batch: &[AppendRequest]) -> Result<Vec<usize>, StateError> {
+    let events = || {
+        batch
+            .iter()
+            .enumerate()
+            .flat_map(|(number, request)| request.events.iter().map(move |event| (number, request, event)))
+    };
+    let requests: Vec<i64> = events().map(|(number, _, _)| number as i64).collect();
+    let sources: Vec<&str> = events().map(|(_, _, event)| event.source.as_str()).collect();
+    let entities: Vec<&str> = events().map(|(_, _, event)| event.entity.as_str()).collect();
+    let ids: Vec<&str> = events().map(|(_, _, event)| event.id.as_str()).collect();
+    let actions: Vec<&str> = events().map(|(_, _, event)| event.action.name()).collect();
+    let event_times: Vec<i64> = events().map(|(_, _, event)| event.event_time).collect();
+    let delivery_ids: Vec<&str> = events().map(|(_, _, event)| event.delivery_id.as_str()).collect();
+    let received_at: Vec<i64> = events().map(|(_, request, _)| request.received_at).collect();
+    let rows = client
+        .query(
+            statement,
+            &[
+                &requests,
+                &sources,
+                &entities,
+                &ids,
+                &actions,
+                &event_times,
+                &delivery_ids,
+                &received_at,
+            ],
+        )
+        .await?;
+    let mut counts = vec![0; batch.len()];
+    for row in rows {
+        let number: i64 = row.get(0);
+        if let Some(count) = usize::try_from(number).ok().and_then(|number| counts.get_mut(number)) {
+            *count += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// The columns [`entry_from_row`] reads, in order.
+const ENTRY_COLUMNS: &str =
+    r#""seq", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "attempts", "last_error""#;
+
+/// Done rows deleted per statement by `inbox_prune`, so no transaction grows without bound.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// An inbox entry from a row of [`ENTRY_COLUMNS`].
+fn entry_from_row(row: &Row) -> Result<InboxEntry, StateError> {
+    let action: String = row.get(4);
+    let action = EventAction::from_name(&action).ok_or_else(|| StateError::Unreadable(format!("the unknown inbox action `{action}`")))?;
+    let attempts: i32 = row.get(8);
+    Ok(InboxEntry {
+        seq: row.get(0),
+        event: WebhookEvent {
+            source: row.get(1),
+            entity: row.get(2),
+            id: row.get(3),
+            action,
+            event_time: row.get(5),
+            delivery_id: row.get(6),
+        },
+        received_at: row.get(7),
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_error: row.get(9),
+    })
+}
 
 /// The advisory-lock key that serialises migrations ("syncline" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7379_6e63_6c69_6e65;
@@ -64,6 +254,8 @@ const VERSION_COLUMNS: &str = "version_start, deleted_at, row_hash, modified, ha
 pub struct PostgresStateStore {
     url: PostgresUrl,
     client: Mutex<Client>,
+    /// The group-commit writer of inbox appends (see [`run_append_writer`]).
+    appends: mpsc::Sender<AppendRequest>,
 }
 
 impl std::fmt::Debug for PostgresStateStore {
@@ -74,11 +266,9 @@ impl std::fmt::Debug for PostgresStateStore {
 
 /// Connects and points the session at the schema (created if missing).
 async fn connect(url: &PostgresUrl) -> Result<Client, StateError> {
-    let config: tokio_postgres::Config = url
-        .connection
-        .parse()
-        .map_err(|_| StateError::BadUrl(redact_url(&url.connection)))?;
-    let (client, connection) = config.connect(NoTls).await?;
+    let (config, tls) = crate::postgres_url::connection_config(&url.connection)
+        .map_err(|error| StateError::BadUrl(format!("{} ({error})", redact_url(&url.connection))))?;
+    let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "postgres state store connection closed");
@@ -143,9 +333,11 @@ impl PostgresStateStore {
         let url = split_postgres_url(url).ok_or_else(|| StateError::BadUrl(redact_url(url)))?;
         let mut client = connect(&url).await?;
         migrate(&mut client).await?;
+        let appends = start_append_writer(&url).await?;
         Ok(Self {
             url,
             client: Mutex::new(client),
+            appends,
         })
     }
 
@@ -313,6 +505,187 @@ impl StateStore for PostgresStateStore {
         let client = self.client().await?;
         Ok(client.query_one("SELECT version FROM syncline_schema_version", &[]).await?.get(0))
     }
+
+    async fn inbox_append(&self, events: &[WebhookEvent], received_at: Millis) -> Result<usize, StateError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            events: events.to_vec(),
+            received_at,
+            reply,
+        };
+        let stopped = || StateError::Task("the postgres inbox writer stopped; restart syncline".into());
+        self.appends.send(request).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn inbox_claim(&self, limit: usize, now: Millis, lease_ms: i64) -> Result<Vec<InboxEntry>, StateError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leased_until = now.saturating_add(lease_ms.max(0));
+        let sql = format!(
+            r#"UPDATE "inbox" SET "leased_until" = $2
+               WHERE "seq" IN (
+                   SELECT "seq" FROM "inbox"
+                   WHERE "state" = 'pending' AND "next_attempt_at" <= $1 AND "leased_until" <= $1
+                   ORDER BY "seq" LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING {ENTRY_COLUMNS}"#
+        );
+        let client = self.client().await?;
+        let rows = client.query(&sql, &[&now, &leased_until, &limit]).await?;
+        let mut entries = rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(|entry| entry.seq);
+        Ok(entries)
+    }
+
+    async fn inbox_done(&self, seqs: &[i64], done_at: Millis) -> Result<usize, StateError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        let marked = client
+            .execute(
+                r#"UPDATE "inbox" SET "state" = 'done', "done_at" = $2, "leased_until" = 0
+                   WHERE "state" = 'pending' AND "seq" = ANY($1)"#,
+                &[&seqs, &done_at],
+            )
+            .await?;
+        Ok(marked as usize)
+    }
+
+    async fn inbox_fail(&self, seqs: &[i64], error: &str, now: Millis, max_attempts: u32) -> Result<usize, StateError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let max_attempts = max_attempts.max(1);
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let rows = transaction
+            .query(
+                r#"SELECT "seq", "attempts" FROM "inbox" WHERE "state" = 'pending' AND "seq" = ANY($1) FOR UPDATE"#,
+                &[&seqs],
+            )
+            .await?;
+        let mut failed_seqs = Vec::with_capacity(rows.len());
+        let mut attempts = Vec::with_capacity(rows.len());
+        let mut next_attempts = Vec::with_capacity(rows.len());
+        let mut states = Vec::with_capacity(rows.len());
+        let mut dead = 0;
+        for row in &rows {
+            let count = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0).saturating_add(1);
+            failed_seqs.push(row.get::<_, i64>(0));
+            attempts.push(i32::try_from(count).unwrap_or(i32::MAX));
+            next_attempts.push(now.saturating_add(inbox_retry_delay_ms(count)));
+            states.push(if count >= max_attempts {
+                dead += 1;
+                "dead"
+            } else {
+                "pending"
+            });
+        }
+        transaction
+            .execute(
+                r#"UPDATE "inbox" AS i SET "attempts" = f."attempts", "next_attempt_at" = f."next_attempt_at",
+                       "state" = f."state", "last_error" = $5, "leased_until" = 0
+                   FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::text[])
+                        AS f("seq", "attempts", "next_attempt_at", "state")
+                   WHERE i."seq" = f."seq""#,
+                &[&failed_seqs, &attempts, &next_attempts, &states, &error],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(dead)
+    }
+
+    async fn inbox_stats(&self, now: Millis) -> Result<InboxStats, StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                r#"SELECT
+                       (SELECT count(*) FROM "inbox" WHERE "state" = 'pending'),
+                       (SELECT count(*) FROM "inbox"
+                        WHERE "state" = 'pending' AND "next_attempt_at" <= $1 AND "leased_until" <= $1),
+                       (SELECT min("received_at") FROM "inbox" WHERE "state" = 'pending'),
+                       (SELECT count(*) FROM "inbox" WHERE "state" = 'dead'),
+                       (SELECT count(*) FROM "inbox" WHERE "state" = 'done')"#,
+                &[&now],
+            )
+            .await?;
+        let count = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
+        Ok(InboxStats {
+            pending: count(0),
+            due: count(1),
+            oldest_pending_received_at: row.get(2),
+            dead: count(3),
+            done: count(4),
+        })
+    }
+
+    async fn inbox_dead(&self, limit: usize) -> Result<Vec<InboxEntry>, StateError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(r#"SELECT {ENTRY_COLUMNS} FROM "inbox" WHERE "state" = 'dead' ORDER BY "seq" LIMIT $1"#);
+        let client = self.client().await?;
+        let rows = client.query(&sql, &[&limit]).await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn inbox_retry_dead(&self, seqs: Option<&[i64]>) -> Result<usize, StateError> {
+        let client = self.client().await?;
+        let moved = client
+            .execute(
+                r#"UPDATE "inbox" SET "state" = 'pending', "attempts" = 0, "next_attempt_at" = 0, "leased_until" = 0
+                   WHERE "state" = 'dead' AND ($1::bigint[] IS NULL OR "seq" = ANY($1))"#,
+                &[&seqs],
+            )
+            .await?;
+        Ok(moved as usize)
+    }
+
+    async fn inbox_drop_dead(&self, seqs: Option<&[i64]>) -> Result<usize, StateError> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute(
+                r#"DELETE FROM "inbox" WHERE "state" = 'dead' AND ($1::bigint[] IS NULL OR "seq" = ANY($1))"#,
+                &[&seqs],
+            )
+            .await?;
+        Ok(deleted as usize)
+    }
+
+    async fn inbox_prune(&self, done_before: Millis) -> Result<usize, StateError> {
+        let mut deleted = 0;
+        loop {
+            let chunk = self
+                .client()
+                .await?
+                .execute(
+                    r#"DELETE FROM "inbox" WHERE "seq" IN (
+                           SELECT "seq" FROM "inbox" WHERE "state" = 'done' AND "done_at" < $1 LIMIT $2)"#,
+                    &[&done_before, &PRUNE_CHUNK],
+                )
+                .await?;
+            deleted += chunk as usize;
+            if (chunk as i64) < PRUNE_CHUNK {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn inbox_release_leases(&self) -> Result<usize, StateError> {
+        let client = self.client().await?;
+        let released = client
+            .execute(
+                r#"UPDATE "inbox" SET "leased_until" = 0 WHERE "state" = 'pending' AND "leased_until" > 0"#,
+                &[],
+            )
+            .await?;
+        Ok(released as usize)
+    }
 }
 
 #[cfg(test)]
@@ -368,6 +741,55 @@ mod tests {
             .await
             .expect_err("newer schema must be refused");
         assert!(error.to_string().contains("upgrade syncline"), "{error}");
+        drop_schema(&base, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_claimers_on_two_connections_never_share_an_event() {
+        let schema = unique_test_schema("syncline_state_claim");
+        let Some((first, base)) = fresh_store(&schema).await else { return };
+        let (second, _) = fresh_store(&schema).await.unwrap();
+        crate::conformance::claimers_never_share_an_event(&first, &second).await;
+        drop_schema(&base, &schema).await;
+    }
+
+    /// Prints (does not assert) the append throughput of one store: 64 concurrent tasks, 50
+    /// single-event appends each. Run with `--nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_inbox_append_throughput() {
+        let schema = unique_test_schema("syncline_state_rate");
+        let Some((store, base)) = fresh_store(&schema).await else { return };
+        let store = std::sync::Arc::new(store);
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|task| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(50);
+                    for n in 0..50_i64 {
+                        let event =
+                            crate::conformance::event("deal", &format!("{task}-{n}"), EventAction::Upsert, n, &format!("{task}-{n}"));
+                        let appended = std::time::Instant::now();
+                        store.inbox_append(&[event], n).await.unwrap();
+                        latencies.push(appended.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        println!(
+            "postgres inbox_append, 64 tasks x 50: {:.0} appends/s, p50 {:?}, p99 {:?}",
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() * 99 / 100]
+        );
+        assert_eq!(store.inbox_stats(0).await.unwrap().pending, 64 * 50);
         drop_schema(&base, &schema).await;
     }
 

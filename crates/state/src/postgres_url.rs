@@ -1,5 +1,10 @@
-//! PostgreSQL connection URLs: the `schema` parameter syncline adds, password redaction for
-//! messages, and the test-service convention shared by every PostgreSQL-backed test.
+//! PostgreSQL connection URLs: the `schema` parameter syncline adds, TLS from `sslmode` (libpq's
+//! modes, on rustls with the ring provider), password redaction for messages, and the
+//! test-service convention shared by every PostgreSQL-backed test.
+
+use std::sync::Arc;
+
+use tokio_postgres::config::SslMode;
 
 /// A PostgreSQL URL split into what the driver understands and syncline's own `schema`
 /// parameter.
@@ -81,6 +86,233 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// How a connection uses TLS: libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, else plain; the certificate is not verified (libpq's
+    /// default, and syncline's when the URL names no `sslmode`).
+    Prefer,
+    /// TLS or no connection; the certificate is not verified (unless `sslrootcert` is given,
+    /// then as `verify-ca`).
+    Require,
+    /// TLS; the certificate chain is verified against `sslrootcert` (or the public web roots),
+    /// the host name is not.
+    VerifyCa,
+    /// TLS; the chain and the host name are verified.
+    VerifyFull,
+}
+
+/// A PostgreSQL URL's TLS settings are not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The URL cannot be parsed.
+    #[error("the url cannot be parsed; write postgres://user@host:5432/database?sslmode=require")]
+    BadUrl,
+    /// The `sslmode` value is unknown.
+    #[error("sslmode `{0}` is not supported; write disable, prefer, require, verify-ca or verify-full")]
+    BadSslMode(String),
+    /// The `sslrootcert` file cannot be read.
+    #[error("sslrootcert {path}: {reason}; point sslrootcert at a PEM file of CA certificates")]
+    RootCert {
+        /// The file.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("tls configuration: {0}")]
+    Tls(String),
+}
+
+/// The TLS connector of every syncline PostgreSQL connection.
+pub type TlsConnector = tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The driver configuration and the TLS connector for a connection URL (syncline's `schema`
+/// parameter already split off). `sslmode` (`disable`, `prefer` (default), `require`,
+/// `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of CA certificates; default: the
+/// public web roots) are read here; every other parameter goes to the driver.
+pub fn connection_config(connection_url: &str) -> Result<(tokio_postgres::Config, TlsConnector), TlsSetupError> {
+    let (base, query) = connection_url.split_once('?').unwrap_or((connection_url, ""));
+    let mut mode_text = None;
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => mode_text = Some(percent_decode(value).ok_or(TlsSetupError::BadUrl)?),
+            Some(("sslrootcert", value)) => root_cert = Some(percent_decode(value).ok_or(TlsSetupError::BadUrl)?),
+            _ => kept.push(pair),
+        }
+    }
+    let mode = match mode_text.as_deref() {
+        None | Some("prefer") => TlsMode::Prefer,
+        Some("disable") => TlsMode::Disable,
+        Some("require") if root_cert.is_some() => TlsMode::VerifyCa,
+        Some("require") => TlsMode::Require,
+        Some("verify-ca") => TlsMode::VerifyCa,
+        Some("verify-full") => TlsMode::VerifyFull,
+        Some(other) => return Err(TlsSetupError::BadSslMode(other.to_string())),
+    };
+    let driver_url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let mut config: tokio_postgres::Config = driver_url.parse().map_err(|_| TlsSetupError::BadUrl)?;
+    config.ssl_mode(match mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+    });
+    Ok((config, tls_connector(mode, root_cert.as_deref())?))
+}
+
+fn tls_connector(mode: TlsMode, root_cert: Option<&str>) -> Result<TlsConnector, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsSetupError::Tls(error.to_string()))?;
+    let config = match mode {
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(UnverifiedCertificate { provider }))
+            .with_no_client_auth(),
+        TlsMode::VerifyCa | TlsMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            match root_cert {
+                Some(path) => {
+                    use rustls::pki_types::pem::PemObject;
+                    let certificates = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|error| TlsSetupError::RootCert {
+                        path: path.to_string(),
+                        reason: error.to_string(),
+                    })?;
+                    for certificate in certificates {
+                        let certificate = certificate.map_err(|error| TlsSetupError::RootCert {
+                            path: path.to_string(),
+                            reason: error.to_string(),
+                        })?;
+                        roots.add(certificate).map_err(|error| TlsSetupError::RootCert {
+                            path: path.to_string(),
+                            reason: error.to_string(),
+                        })?;
+                    }
+                    if roots.is_empty() {
+                        return Err(TlsSetupError::RootCert {
+                            path: path.to_string(),
+                            reason: "no certificate in the file".into(),
+                        });
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| TlsSetupError::Tls(error.to_string()))?;
+            if mode == TlsMode::VerifyFull {
+                builder.with_webpki_verifier(verifier).with_no_client_auth()
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly { inner: verifier }))
+                    .with_no_client_auth()
+            }
+        }
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// `prefer` and `require`: encryption without certificate checks (libpq's meaning of the
+/// modes); the handshake signatures are still verified.
+#[derive(Debug)]
+struct UnverifiedCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, certificate, signature, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, certificate, signature, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted root; the host name may differ.
+#[derive(Debug)]
+struct ChainOnly {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// The URL with its password (if any) replaced by `***`, safe for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -145,6 +377,83 @@ mod tests {
         assert_eq!(plain.schema, None);
         assert!(split_postgres_url("postgres://u@h/db?schema=").is_none());
         assert!(split_postgres_url("postgres://u@h/db?schema=%zz").is_none());
+    }
+
+    #[test]
+    fn sslmode_is_read_by_syncline_and_the_rest_goes_to_the_driver() {
+        let (config, _) = connection_config("postgres://u@h/db?sslmode=verify-full&application_name=x").unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(config.get_application_name(), Some("x"));
+        let (config, _) = connection_config("postgres://u@h/db").unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Prefer, "libpq's default");
+        let (config, _) = connection_config("postgres://u@h/db?sslmode=disable").unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+        assert!(matches!(
+            connection_config("postgres://u@h/db?sslmode=allow"),
+            Err(TlsSetupError::BadSslMode(_))
+        ));
+        let error = connection_config("postgres://u@h/db?sslmode=verify-ca&sslrootcert=/nonexistent.pem")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("sslrootcert /nonexistent.pem"), "{error}");
+    }
+
+    /// TLS against the test server, when it has TLS switched on (Debian's default, with its
+    /// self-signed `localhost` certificate); a server without TLS skips the checks.
+    #[tokio::test]
+    async fn tls_modes_connect_or_refuse_as_libpq_does() {
+        let Some(base) = test_service_url() else { return };
+        let with = |parameters: &str| {
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}{parameters}")
+        };
+        async fn ssl_in_use(url: &str) -> Result<bool, String> {
+            let (config, tls) = connection_config(url).map_err(|error| error.to_string())?;
+            let (client, connection) = config.connect(tls).await.map_err(|error| {
+                // the driver's message, then its causes (the certificate problem)
+                let mut text = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                text
+            })?;
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(row.get(0))
+        }
+        assert!(!ssl_in_use(&with("sslmode=disable")).await.unwrap());
+        let server_has_tls = ssl_in_use(&with("sslmode=prefer")).await.unwrap();
+        if !server_has_tls {
+            eprintln!("skipping the TLS checks: the test server does not offer TLS");
+            assert!(ssl_in_use(&with("sslmode=require")).await.is_err());
+            return;
+        }
+        assert!(ssl_in_use(&with("sslmode=require")).await.unwrap(), "require encrypts");
+        let refused = ssl_in_use(&with("sslmode=verify-full")).await.unwrap_err();
+        assert!(
+            refused.to_lowercase().contains("certificate"),
+            "a self-signed certificate is refused: {refused}"
+        );
+        let snakeoil = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+        if std::path::Path::new(snakeoil).exists() && base.contains("127.0.0.1") {
+            let root = format!("sslrootcert={snakeoil}");
+            assert!(
+                ssl_in_use(&with(&format!("sslmode=verify-ca&{root}"))).await.unwrap(),
+                "the chain is trusted"
+            );
+            assert!(
+                ssl_in_use(&with(&format!("sslmode=verify-full&{root}"))).await.is_err(),
+                "the certificate names localhost, not 127.0.0.1"
+            );
+            let localhost = with(&format!("sslmode=verify-full&{root}")).replace("127.0.0.1", "localhost");
+            assert!(ssl_in_use(&localhost).await.unwrap(), "verify-full with the right name");
+        }
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! destination and an SQLite state store, and a comparison with ground truth.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use syncline_connectors::parity::{compare_active, expected_hashes};
 use syncline_connectors::pipedrive::stored_field_names;
-use syncline_connectors::reconcile::{observe, record_id, sync_source, EntityReport, NoProgress, SourceRun, SyncMode};
+use syncline_connectors::reconcile::{sync_source, EntityReport, NoProgress, SourceRun, SyncMode};
 use syncline_connectors::SynclineConfig;
-use syncline_core::ObservationKind;
 use syncline_destinations::{open_destination, Destination};
 use syncline_simulator::{ChangeMix, Connector, Entity, Simulator, SimulatorConfig, SimulatorHandle};
 use syncline_state::{open_state_store, StateStore};
@@ -117,6 +117,7 @@ impl Harness {
             mode,
             only_entity: None,
             progress: &NoProgress,
+            engine: None,
         })
         .await;
         for report in &reports {
@@ -147,26 +148,11 @@ impl Harness {
             let spec = self.config.sources[SOURCE].connector.entity(name).unwrap();
             let entity: Entity = serde_json::from_value(serde_json::json!(name)).unwrap();
             let names = stored_field_names(self.state.as_ref(), SOURCE, name).await.unwrap();
-            let mut expected: BTreeMap<String, String> = BTreeMap::new();
-            for mut record in self.simulator.truth(entity).unwrap() {
-                if let Some(names) = &names {
-                    names.rename(&mut record);
-                }
-                let id = record_id(&record, "id").unwrap();
-                let observed = observe(spec, record, 0).unwrap();
-                let ObservationKind::Upsert { row_hash, .. } = observed.observation.kind else {
-                    unreachable!()
-                };
-                expected.insert(id, row_hash);
-            }
+            let expected = expected_hashes(spec, self.simulator.truth(entity).unwrap(), names.as_ref()).unwrap();
             let table = self.config.history.table_name(name);
             let profile = self.config.history.profile();
             let versions = self.destination.read_versions(&table, "id", &profile).await.unwrap();
-            let actual: BTreeMap<String, String> = versions
-                .iter()
-                .filter(|version| version.active)
-                .map(|version| (version.id.clone(), version.row_hash.clone()))
-                .collect();
+            let parity = compare_active(&expected, &versions);
             let created_late: std::collections::HashSet<String> = match created_since {
                 None => Default::default(),
                 Some(since) => self
@@ -178,16 +164,8 @@ impl Harness {
                     .map(|record| record.id.to_string())
                     .collect(),
             };
-            let missing: Vec<&String> = expected
-                .keys()
-                .filter(|id| !actual.contains_key(*id) && !created_late.contains(*id))
-                .collect();
-            let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
-            let differing: Vec<&String> = expected
-                .iter()
-                .filter(|(id, hash)| actual.get(*id).is_some_and(|h| h != *hash))
-                .map(|(id, _)| id)
-                .collect();
+            let missing: Vec<&String> = parity.missing.iter().filter(|id| !created_late.contains(*id)).collect();
+            let (extra, differing) = (&parity.extra, &parity.differing);
             assert!(
                 missing.is_empty() && extra.is_empty() && differing.is_empty(),
                 "{name}: missing {missing:?}, extra {extra:?}, differing {differing:?}"

@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 
 use super::render;
 use super::PipedriveCatalog;
-use crate::clock::{format_pipedrive_v1, parse_timestamp};
+use crate::clock::{format_pipedrive_v1, parse_timestamp, truncate_to_second};
 use crate::entity::{Connector, Entity};
 use crate::http::{parse_urlencoded, vendor_error, Params, VendorError};
 use crate::paging::{keyset_page, offset_page, sort_keyed, Cursor, Direction, TimeWindow};
 use crate::server::Shared;
-use crate::store::Row;
+use crate::store::{Row, Store};
 use crate::world::{Catalog, World};
 
 type AppState = Arc<Shared>;
@@ -172,8 +172,81 @@ fn has_since_filter(entity: Entity) -> bool {
     matches!(entity, Entity::Deal | Entity::Person | Entity::Organization)
 }
 
-fn apply_equality_filters(rows: Vec<Row>, params: &Params) -> Vec<Row> {
-    let keys = ["owner_id", "person_id", "org_id", "pipeline_id", "stage_id", "status"];
+/// The `status` values of the v2 deal list.
+const DEAL_STATUSES: [&str; 4] = ["open", "won", "lost", "deleted"];
+
+/// How long `status=deleted` lists a deleted deal, as upstream: 30 days.
+const DELETED_DEAL_RETENTION_MS: i64 = 30 * 86_400_000;
+
+/// The `status` filter of `GET /v2/deals`: the statuses of not-deleted deals to keep, and
+/// whether deals deleted within the retention are listed too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DealStatusFilter {
+    live: Vec<&'static str>,
+    deleted: bool,
+}
+
+/// Parses `status` (comma-separated `open`, `won`, `lost`, `deleted`); omitted means every
+/// not-deleted deal, as upstream.
+fn deal_status_filter(params: &Params) -> Result<DealStatusFilter, VendorError> {
+    let Some(text) = params.get("status") else {
+        return Ok(DealStatusFilter {
+            live: DEAL_STATUSES[..3].to_vec(),
+            deleted: false,
+        });
+    };
+    let mut filter = DealStatusFilter {
+        live: Vec::new(),
+        deleted: false,
+    };
+    for part in text.split(',').map(str::trim) {
+        match DEAL_STATUSES.iter().find(|status| **status == part) {
+            Some(&"deleted") => filter.deleted = true,
+            Some(status) => filter.live.push(status),
+            None => {
+                return Err(VendorError::BadRequest(format!(
+                    "Validation failed: status: Value must be one of open, won, lost, deleted, got {part:?}"
+                )))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// The deals of the v2 list a lagging index sees at `cutoff_ms`, `status` applied: not-deleted
+/// deals in the wanted statuses, then, with `deleted`, deals deleted (or merged away) within the
+/// retention before `now_ms`, rendered with `status: "deleted"` and the delete as `update_time`.
+fn deal_rows(store: &Store, filter: &DealStatusFilter, cutoff_ms: i64, now_ms: i64) -> Vec<Row> {
+    let mut rows: Vec<Row> = store
+        .rows_as_of(Entity::Deal, cutoff_ms)
+        .into_iter()
+        .filter(|row| {
+            let status = row.record["status"].as_str().unwrap_or("open");
+            filter.live.contains(&status)
+        })
+        .collect();
+    if filter.deleted {
+        rows.extend(
+            store
+                .deleted_as_of(Entity::Deal, cutoff_ms)
+                .into_iter()
+                .filter(|deleted| now_ms - deleted.deleted_ms <= DELETED_DEAL_RETENTION_MS)
+                .map(|deleted| Row {
+                    id: deleted.id,
+                    record: render::v2_deleted_deal(&deleted.record, deleted.deleted_ms),
+                    modified_ms: truncate_to_second(deleted.deleted_ms),
+                }),
+        );
+        rows.sort_by_key(|row| row.id);
+    }
+    rows
+}
+
+/// Keeps rows whose `owner_id`, `person_id`, `org_id`, `pipeline_id`, `stage_id` (and, unless
+/// `status` is handled elsewhere, `status`) equal the parameters, and whose id is in `ids`.
+fn apply_equality_filters(rows: Vec<Row>, params: &Params, with_status: bool) -> Vec<Row> {
+    let all_keys = ["owner_id", "person_id", "org_id", "pipeline_id", "stage_id", "status"];
+    let keys = if with_status { &all_keys[..] } else { &all_keys[..5] };
     let ids: Option<Vec<String>> = params
         .get("ids")
         .map(|ids| ids.split(',').map(|id| id.trim().to_string()).collect());
@@ -224,23 +297,32 @@ fn v2_list(shared: &Shared, entity: Entity, params: &Params) -> Response {
         TimeWindow::default()
     };
 
+    let deal_status = if entity == Entity::Deal {
+        match deal_status_filter(params) {
+            Ok(filter) => Some(filter),
+            Err(response) => return error(response),
+        }
+    } else {
+        None
+    };
+
     let mut world = shared.world();
     if cursor.is_some() {
         shared.maybe_insert_while_paging(&mut world, entity);
     }
-    let rows = if window.is_bounded() {
-        let cutoff = shared.lagged_cutoff(&world);
-        world
-            .ctx
-            .store
-            .rows_as_of(entity, cutoff)
-            .into_iter()
-            .filter(|row| window.contains(row.modified_ms))
-            .collect()
+    // Since-filtered lists read the eventually consistent index; the others the current state.
+    let cutoff = if window.is_bounded() {
+        shared.lagged_cutoff(&world)
     } else {
-        world.ctx.store.rows(entity)
+        i64::MAX
     };
-    let rows = apply_equality_filters(rows, params);
+    let store = &world.ctx.store;
+    let rows = match &deal_status {
+        Some(filter) => deal_rows(store, filter, cutoff, world.ctx.now_ms()),
+        None => store.rows_as_of(entity, cutoff),
+    };
+    let rows: Vec<Row> = rows.into_iter().filter(|row| window.contains(row.modified_ms)).collect();
+    let rows = apply_equality_filters(rows, params, deal_status.is_none());
     let sorted = sort_keyed(
         rows,
         |row| match sort_by {
@@ -326,7 +408,7 @@ fn v1_list(shared: &Shared, entity: Entity, params: &Params) -> Response {
     if start > 0 {
         shared.maybe_insert_while_paging(&mut world, entity);
     }
-    let rows = apply_equality_filters(world.ctx.store.rows(entity), params);
+    let rows = apply_equality_filters(world.ctx.store.rows(entity), params, true);
     let sorted = sort_keyed(
         rows,
         |row| match sort_field.as_str() {
@@ -614,5 +696,55 @@ mod tests {
         assert_eq!(cost("GET /api/v1/users"), 20);
         assert_eq!(cost("GET /api/v1/users/{id}"), 2);
         assert_eq!(cost("POST /oauth/token"), 0);
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn deal_status_parses_comma_separated_values_and_rejects_unknown_ones() {
+        let all = deal_status_filter(&params(&[])).expect("omitted");
+        assert_eq!((all.live, all.deleted), (vec!["open", "won", "lost"], false));
+        let some = deal_status_filter(&params(&[("status", "won, deleted")])).expect("two");
+        assert_eq!((some.live, some.deleted), (vec!["won"], true));
+        for bad in ["all_not_deleted", "open,", "Deleted"] {
+            assert!(
+                matches!(deal_status_filter(&params(&[("status", bad)])), Err(VendorError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn deleted_deals_are_listed_within_the_retention_and_the_cutoff() {
+        use crate::store::ChangeAction;
+        let mut store = Store::new(Connector::Pipedrive, |_| 1);
+        let day = 86_400_000;
+        store.put(Entity::Deal, 1, json!({"id": 1, "status": "open"}), 0, 0, ChangeAction::Create);
+        store.put(Entity::Deal, 2, json!({"id": 2, "status": "won"}), 0, 0, ChangeAction::Create);
+        store.put(Entity::Deal, 3, json!({"id": 3, "status": "lost"}), 0, 0, ChangeAction::Create);
+        store.delete(Entity::Deal, 1, 2 * day + 1_500, ChangeAction::Delete);
+        store.delete(Entity::Deal, 3, 40 * day, ChangeAction::Merge);
+        let filter = DealStatusFilter {
+            live: vec![],
+            deleted: true,
+        };
+        let now = 40 * day;
+        let rows = deal_rows(&store, &filter, i64::MAX, now);
+        assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), vec![3], "deal 1 is past 30 days");
+        assert_eq!(rows[0].record["status"], json!("deleted"));
+        assert_eq!(rows[0].modified_ms, 40 * day);
+        let now = 31 * day;
+        let rows = deal_rows(&store, &filter, 31 * day, now);
+        assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(rows[0].modified_ms, 2 * day + 1_000, "whole seconds");
+        assert_eq!(rows[0].record["is_deleted"], json!(true));
+        let both = DealStatusFilter {
+            live: vec!["won"],
+            deleted: true,
+        };
+        let rows = deal_rows(&store, &both, 31 * day, now);
+        assert_eq!(rows.iter().map(|row| row.id).collect::<Vec<_>>(), vec![1, 2]);
     }
 }

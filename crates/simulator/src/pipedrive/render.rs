@@ -930,6 +930,16 @@ pub fn v2_time(ms: i64) -> String {
     format_rfc3339_seconds(ms)
 }
 
+/// A deleted deal as `GET /v2/deals?status=deleted` returns it: the last live record with
+/// `status: "deleted"`, `is_deleted: true` and `update_time` at the delete (whole seconds).
+pub fn v2_deleted_deal(record: &Value, deleted_ms: i64) -> Value {
+    let mut deal = record.clone();
+    deal["status"] = json!("deleted");
+    deal["is_deleted"] = json!(true);
+    deal["update_time"] = json!(format_rfc3339_seconds(deleted_ms));
+    deal
+}
+
 /// The time fields converted by `v1_time` (exposed for tests).
 pub fn time_fields() -> &'static [&'static str] {
     TIME_FIELDS
@@ -944,6 +954,16 @@ mod tests {
         let before = json!({"a": 1, "b": 2, "custom_fields": {"x": 1, "y": 2}});
         let after = json!({"a": 1, "b": 3, "custom_fields": {"x": 1, "y": 5}});
         assert_eq!(changed_subset(&before, &after), json!({"b": 2, "custom_fields": {"y": 2}}));
+    }
+
+    #[test]
+    fn deleted_deals_carry_the_delete_time_and_flags() {
+        let deal = json!({"id": 4, "status": "won", "is_deleted": false, "update_time": "2026-01-01T00:00:01Z"});
+        let deleted = v2_deleted_deal(&deal, 1_767_225_662_750);
+        assert_eq!(deleted["status"], json!("deleted"));
+        assert_eq!(deleted["is_deleted"], json!(true));
+        assert_eq!(deleted["update_time"], json!("2026-01-01T00:01:02Z"));
+        assert_eq!(deleted["id"], json!(4));
     }
 
     #[test]

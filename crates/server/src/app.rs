@@ -1,0 +1,305 @@
+//! The HTTP surface: `POST /webhooks/{source}`, `POST /sync`, `GET /healthz`, `GET /readyz`,
+//! `GET /metrics`. Every error maps to a status in one place, [`ApiError`]'s `IntoResponse`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use syncline_connectors::reconcile::SyncMode;
+use syncline_connectors::webhook::{parse_webhook, verify};
+use syncline_core::HistoryProfile;
+use tokio::sync::Notify;
+
+use crate::sources::{now_ms, Sources};
+use crate::Secret;
+
+/// Shared by every handler.
+pub struct AppState {
+    /// The sources, stores and metrics.
+    pub sources: Arc<Sources>,
+    /// Wakes the inbox worker after a store.
+    pub wake: Arc<Notify>,
+    /// The `X-Sync-Secret` that `/sync` requires; `/sync` is refused without one.
+    pub sync_secret: Option<Secret>,
+}
+
+/// Everything a handler can answer besides success.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Verification failed (no detail is given).
+    Unauthorized,
+    /// The body is not a webhook of the source's connector.
+    Malformed(String),
+    /// The body is over the source's limit.
+    TooLarge(usize),
+    /// No such source.
+    UnknownSource,
+    /// The state store (inbox) failed: nothing was stored, the sender should retry.
+    Unavailable,
+    /// `/sync` is not configured.
+    SyncDisabled,
+    /// A bad `/sync` query.
+    BadRequest(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::Unauthorized => return StatusCode::UNAUTHORIZED.into_response(),
+            ApiError::Malformed(message) => (StatusCode::BAD_REQUEST, message),
+            ApiError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {limit} bytes; raise webhook.max_body_bytes of the source if this is legitimate"),
+            ),
+            ApiError::UnknownSource => (
+                StatusCode::NOT_FOUND,
+                "no such source; post to /webhooks/{source} with a source of the configuration".to_string(),
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the inbox cannot store the webhook right now; retry later".to_string(),
+            ),
+            ApiError::SyncDisabled => (
+                StatusCode::FORBIDDEN,
+                "/sync is disabled; set server.sync_secret to enable it".to_string(),
+            ),
+            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhooks/{source}", post(receive_webhook))
+        .route("/sync", post(sync))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn receive_webhook(
+    State(app): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let started = Instant::now();
+    let metrics = &app.sources.metrics;
+    let Some(source_config) = app.sources.config.sources.get(&source) else {
+        metrics.increment(
+            "syncline_webhooks_rejected_total",
+            &[("source", "unknown"), ("reason", "unknown_source")],
+        );
+        return Err(ApiError::UnknownSource);
+    };
+    let labels = [("source", source.as_str())];
+    metrics.increment("syncline_webhooks_received_total", &labels);
+    let reject = |reason: &'static str, error: ApiError| {
+        metrics.increment(
+            "syncline_webhooks_rejected_total",
+            &[("source", source.as_str()), ("reason", reason)],
+        );
+        error
+    };
+    let Some(webhook) = &source_config.webhook else {
+        tracing::warn!(source, "webhook for a source without a [webhook] section; refused");
+        return Err(reject("unauthorized", ApiError::Unauthorized));
+    };
+    let limit = webhook.max_body_bytes;
+    let body = to_bytes(body, limit)
+        .await
+        .map_err(|_| reject("too_large", ApiError::TooLarge(limit)))?;
+    let received_at = now_ms();
+    let Some(verification) = &webhook.verify else {
+        return Err(reject("unauthorized", ApiError::Unauthorized));
+    };
+    if let Err(error) = verify(verification, &headers, &body, received_at) {
+        tracing::warn!(source, reason = %error, "webhook verification failed");
+        return Err(reject("unauthorized", ApiError::Unauthorized));
+    }
+    let delivery_header = verification
+        .delivery_id_header()
+        .and_then(|name| headers.get(name))
+        .and_then(|value| value.to_str().ok());
+    let parsed = parse_webhook(source_config.connector, &source, &body, delivery_header, received_at).map_err(|error| {
+        tracing::warn!(source, %error, "malformed webhook");
+        reject("malformed", ApiError::Malformed(error.to_string()))
+    })?;
+    for entity in &parsed.unknown_entities {
+        tracing::info!(source, entity, "webhook for an entity this connector does not sync; acknowledged");
+        metrics.increment(
+            "syncline_webhook_unknown_entity_total",
+            &[("source", source.as_str()), ("entity", entity.as_str())],
+        );
+    }
+    let selected = source_config.selected_entities();
+    let (events, unselected): (Vec<_>, Vec<_>) = parsed
+        .events
+        .into_iter()
+        .partition(|event| selected.contains(&event.entity.as_str()));
+    for event in &unselected {
+        tracing::debug!(source, entity = event.entity, "webhook for an entity not selected; acknowledged");
+    }
+    let stored = if events.is_empty() {
+        0
+    } else {
+        app.sources.state.inbox_append(&events, received_at).await.map_err(|error| {
+            tracing::error!(source, %error, "cannot store the webhook in the inbox");
+            reject("unavailable", ApiError::Unavailable)
+        })?
+    };
+    if stored > 0 {
+        app.wake.notify_one();
+    }
+    metrics.increment("syncline_webhooks_accepted_total", &labels);
+    metrics.add("syncline_webhook_events_total", &labels, stored as f64);
+    metrics.add("syncline_webhook_duplicate_events_total", &labels, (events.len() - stored) as f64);
+    metrics.observe("syncline_webhook_ack_seconds", &[], started.elapsed().as_secs_f64());
+    Ok(Json(json!({
+        "stored": stored,
+        "duplicates": events.len() - stored,
+        "ignored": unselected.len() + parsed.unknown_entities.len(),
+    })))
+}
+
+/// `/sync` query.
+#[derive(Debug, Deserialize)]
+struct SyncQuery {
+    mode: Option<String>,
+    source: Option<String>,
+}
+
+async fn sync(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(query): Query<SyncQuery>) -> Result<Response, ApiError> {
+    let Some(secret) = &app.sync_secret else {
+        return Err(ApiError::SyncDisabled);
+    };
+    let given = headers.get("x-sync-secret").map(|value| value.as_bytes()).unwrap_or_default();
+    if !constant_time_eq(given, secret.expose().as_bytes()) {
+        return Err(ApiError::Unauthorized);
+    }
+    let mode = match query.mode.as_deref().unwrap_or("incremental") {
+        "incremental" => SyncMode::Incremental,
+        "full" => SyncMode::Full,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "mode `{other}` is not known; use mode=incremental or mode=full"
+            )))
+        }
+    };
+    let config = &app.sources.config;
+    let sources: Vec<String> = match query.source {
+        Some(source) if config.sources.contains_key(&source) => vec![source],
+        Some(source) => {
+            return Err(ApiError::BadRequest(format!(
+                "no source `{source}`; use one of {}",
+                config.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+            )))
+        }
+        None => config.sources.keys().cloned().collect(),
+    };
+    let mut results = Vec::new();
+    let mut busy = false;
+    let mut failed = false;
+    for source in sources {
+        match app.sources.reconcile(&source, mode).await {
+            Ok(reports) => {
+                let source_failed = reports.iter().any(|report| report.error.is_some());
+                failed |= source_failed;
+                let entities: Vec<serde_json::Value> = reports
+                    .iter()
+                    .map(|report| {
+                        json!({
+                            "entity": report.entity,
+                            "method": report.method,
+                            "listed": report.listed,
+                            "new_versions": report.new_versions,
+                            "deleted": report.deleted,
+                            "unchanged": report.unchanged,
+                            "api_calls": report.calls.calls,
+                            "elapsed_ms": report.elapsed_ms,
+                            "error": report.error,
+                        })
+                    })
+                    .collect();
+                results.push(json!({"source": source, "status": if source_failed { "failed" } else { "ok" }, "entities": entities}));
+            }
+            Err(_) => {
+                busy = true;
+                results.push(json!({"source": source, "status": "busy", "entities": []}));
+            }
+        }
+    }
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if busy {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "mode": mode.name(), "sources": results }))).into_response())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let state = app
+        .sources
+        .state
+        .schema_version()
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string());
+    let probe_profile = HistoryProfile::default();
+    let destination = app
+        .sources
+        .destination
+        .table_schema("_syncline_readiness_probe", &probe_profile)
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string());
+    let ready = state.is_ok() && destination.is_ok();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "state_store": state.err().unwrap_or_else(|| "ok".into()),
+        "destination": destination.err().unwrap_or_else(|| "ok".into()),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let metrics = &app.sources.metrics;
+    let now = now_ms();
+    match app.sources.state.inbox_stats(now).await {
+        Ok(stats) => {
+            metrics.set_gauge("syncline_inbox_depth", &[], stats.pending as f64);
+            let age = stats
+                .oldest_pending_received_at
+                .map_or(0.0, |received| (now - received).max(0) as f64 / 1000.0);
+            metrics.set_gauge("syncline_inbox_oldest_age_seconds", &[], age);
+            metrics.set_gauge("syncline_inbox_dead_letters", &[], stats.dead as f64);
+        }
+        Err(error) => tracing::warn!(%error, "cannot read inbox statistics for /metrics"),
+    }
+    app.sources.publish_api_stats();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+}

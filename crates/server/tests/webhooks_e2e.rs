@@ -1,0 +1,460 @@
+//! The webhook server end to end over real HTTP: a simulated upstream for the re-fetches,
+//! DuckDB and SQLite in a temporary folder, the real axum app on a free port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use syncline_connectors::parity::{compare_active, expected_hashes};
+use syncline_connectors::pipedrive::stored_field_names;
+use syncline_connectors::reconcile::SyncMode;
+use syncline_connectors::SynclineConfig;
+use syncline_core::parse_timestamp;
+use syncline_destinations::{open_destination, Destination};
+use syncline_server::{ServerHandle, ServerOptions, WorkerOptions};
+use syncline_simulator::{ChangeMix, Connector, Entity, Simulator, SimulatorConfig, SimulatorHandle};
+use syncline_state::{open_state_store, StateStore};
+
+const HOOK_USER: &str = "hook-user";
+const HOOK_PASSWORD: &str = "hook-s3cret";
+const SYNC_SECRET: &str = "sync-s3cret";
+const ZOHO_SECRET: &str = "zoho-s3cret";
+
+struct Env {
+    simulator: SimulatorHandle,
+    server: Option<ServerHandle>,
+    config: SynclineConfig,
+    state: Arc<dyn StateStore>,
+    destination: Arc<dyn Destination>,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+fn pipedrive_simulator() -> SimulatorConfig {
+    let mut config = SimulatorConfig::for_connector(Connector::Pipedrive);
+    // Before every fixture's time, so the fixtures' deletes are newer than the records.
+    config.start_time = "2018-01-01T00:00:00Z".into();
+    // Enough records that every id the fixtures name exists upstream.
+    config.initial_records = [
+        (Entity::Deal, 1_400),
+        (Entity::Organization, 1_000),
+        (Entity::Person, 700),
+        (Entity::Pipeline, 10),
+        (Entity::Stage, 50),
+    ]
+    .into_iter()
+    .collect();
+    config
+}
+
+async fn start(simulator_config: SimulatorConfig) -> Env {
+    let simulator = Simulator::start(simulator_config).await.expect("simulator starts");
+    let credentials = simulator.credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = match simulator.connector() {
+        Connector::Pipedrive => format!(
+            "auth = {{ type = \"api_token\", token = \"{}\" }}\n[sources.crm.webhook]\nverify = {{ type = \"basic\", username = \"{HOOK_USER}\", password = \"{HOOK_PASSWORD}\" }}",
+            credentials.api_token.clone().unwrap()
+        ),
+        _ => format!(
+            "org_id = \"{}\"\nauth = {{ type = \"oauth2_refresh\", token_url = \"{}\", client_id = \"{}\", client_secret = \"{}\", refresh_token = \"{}\" }}\n[sources.crm.webhook]\nverify = {{ type = \"hmac\", secret = \"{ZOHO_SECRET}\", timestamp_header = \"x-zoho-timestamp\" }}",
+            credentials.org_id.clone().unwrap(),
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            credentials.refresh_token.clone().unwrap()
+        ),
+    };
+    let text = format!(
+        r#"
+[destination]
+url = "duckdb://{dir}/warehouse.duckdb"
+[state]
+url = "sqlite://{dir}/state.db"
+[server]
+scheduler = false
+[sources.crm]
+connector = "{connector}"
+base_url = "{base}"
+{auth}
+[sources.crm.retry]
+max_attempts = 4
+base_delay_ms = 1
+max_delay_ms = 20
+"#,
+        dir = dir.path().display(),
+        connector = simulator.connector().name(),
+        base = credentials.api_base_url,
+    );
+    let config = SynclineConfig::parse_with_env(&text, |_| None).expect("config parses");
+    let destination: Arc<dyn Destination> = Arc::from(open_destination(&config.destination.url.parse().unwrap()).await.unwrap());
+    let state: Arc<dyn StateStore> = Arc::from(open_state_store(&config.state.url.parse().unwrap()).await.unwrap());
+    let options = ServerOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        sync_secret: Some(syncline_server::Secret::new(SYNC_SECRET)),
+        worker: WorkerOptions {
+            linger: Duration::from_millis(5),
+            ..WorkerOptions::default()
+        },
+        scheduler: false,
+    };
+    let server = syncline_server::start(config.clone(), options, Arc::clone(&state), Arc::clone(&destination))
+        .await
+        .expect("server starts");
+    Env {
+        simulator,
+        server: Some(server),
+        config,
+        state,
+        destination,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+impl Env {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.as_ref().unwrap().local_addr())
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .body(body)
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    async fn post_pipedrive(&self, body: Vec<u8>, password: &str) -> (u16, String) {
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{HOOK_USER}:{password}"));
+        self.post("/webhooks/crm", body, &[("authorization", format!("Basic {credentials}"))])
+            .await
+    }
+
+    async fn wait_until_applied(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stats = self.state.inbox_stats(now_ms()).await.unwrap();
+            if stats.pending == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "inbox not drained: {stats:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn versions(&self, entity: &str) -> Vec<syncline_destinations::StoredVersion> {
+        let table = self.config.history.table_name(entity);
+        let profile = self.config.history.profile();
+        if self.destination.table_schema(&table, &profile).await.unwrap().is_none() {
+            return Vec::new();
+        }
+        self.destination.read_versions(&table, "id", &profile).await.unwrap()
+    }
+
+    /// Active rows of the entity's history equal the simulator's records (all, or those ids).
+    async fn assert_parity(&self, entity_name: &str, only: Option<&BTreeSet<String>>) {
+        let spec = self.config.sources["crm"].connector.entity(entity_name).unwrap();
+        let entity: Entity = serde_json::from_value(json!(entity_name)).unwrap();
+        let names = stored_field_names(self.state.as_ref(), "crm", entity_name).await.unwrap();
+        let mut expected = expected_hashes(spec, self.simulator.truth(entity).unwrap(), names.as_ref()).unwrap();
+        let mut versions = self.versions(entity_name).await;
+        if let Some(only) = only {
+            expected.retain(|id, _| only.contains(id));
+            versions.retain(|version| only.contains(&version.id));
+        }
+        let parity = compare_active(&expected, &versions);
+        assert_eq!(parity.mismatches(), 0, "{entity_name}: {parity:?}");
+        if versions.is_empty() {
+            return;
+        }
+        let table = self.config.history.table_name(entity_name);
+        let check = self
+            .destination
+            .check_history(&table, "id", &self.config.history.profile())
+            .await
+            .unwrap();
+        assert!(check.is_clean(), "{entity_name}: {check:?}");
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.simulator.shutdown().await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Every Pipedrive webhook fixture, as `(file, is a delete)`.
+fn pipedrive_webhook_fixtures() -> Vec<(String, bool)> {
+    let dir = format!("{}/../../../shared/fixtures/pipedrive", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("_webhook_"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let delete = name.contains("_delete_");
+            (format!("pipedrive/{name}"), delete)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipedrive_fixture_webhooks_become_history_rows() {
+    let env = start(pipedrive_simulator()).await;
+    let fixtures = pipedrive_webhook_fixtures();
+    assert!(fixtures.len() >= 14, "{fixtures:?}");
+    let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, delete) in fixtures.iter().filter(|(_, delete)| !delete) {
+        let body = fixture(name);
+        let (status, answer) = env.post_pipedrive(body.clone(), HOOK_PASSWORD).await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        assert!(!delete);
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let meta = &value["meta"];
+        let entity = meta["entity"].as_str().or(meta["object"].as_str()).unwrap().to_string();
+        let id_value = if meta["entity_id"].is_null() {
+            &meta["id"]
+        } else {
+            &meta["entity_id"]
+        };
+        let id = id_value.as_str().map(str::to_string).unwrap_or_else(|| id_value.to_string());
+        touched.entry(entity).or_default().insert(id);
+    }
+    env.wait_until_applied().await;
+    // Each record a fixture names is in its history table as the API has it now (re-fetched,
+    // not taken from the payload)...
+    for (entity, ids) in &touched {
+        let upstream: BTreeSet<String> = env
+            .simulator
+            .truth(serde_json::from_value(json!(entity)).unwrap())
+            .unwrap()
+            .iter()
+            .map(|record| record["id"].to_string())
+            .collect();
+        let known: BTreeSet<String> = ids.intersection(&upstream).cloned().collect();
+        env.assert_parity(entity, Some(&known)).await;
+        let active: BTreeSet<String> = env
+            .versions(entity)
+            .await
+            .into_iter()
+            .filter(|version| version.active)
+            .map(|version| version.id)
+            .collect();
+        assert_eq!(active, known, "{entity}");
+    }
+    // ...and a user the API does not know (deleted, per its fixture) has no row.
+    assert!(env.versions("user").await.iter().all(|version| version.id != "15702024"));
+
+    // Deletes close the active row at the delete time and need no fetch.
+    for (name, _) in fixtures.iter().filter(|(_, delete)| *delete) {
+        let (status, answer) = env.post_pipedrive(fixture(name), HOOK_PASSWORD).await;
+        assert_eq!(status, 200, "{name}: {answer}");
+    }
+    env.wait_until_applied().await;
+    let deal_8: Vec<_> = env.versions("deal").await.into_iter().filter(|version| version.id == "8").collect();
+    assert_eq!(deal_8.len(), 1, "{deal_8:?}");
+    assert!(!deal_8[0].active);
+    assert_eq!(deal_8[0].end, parse_timestamp("2022-11-24T15:16:53.335Z"));
+    assert!(env
+        .versions("organization")
+        .await
+        .iter()
+        .all(|version| version.id != "1" || !version.active));
+    // A replayed delivery (same delivery id) is absorbed.
+    let (status, answer) = env
+        .post_pipedrive(fixture("pipedrive/v2_webhook_delete_deal.json"), HOOK_PASSWORD)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["duplicates"], 1, "{answer}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_webhooks_are_refused_and_store_nothing() {
+    let env = start(pipedrive_simulator()).await;
+    let body = fixture("pipedrive/v2_webhook_change_deal.json");
+    let (status, answer) = env.post_pipedrive(body.clone(), "wrong-password").await;
+    assert_eq!((status, answer.as_str()), (401, ""), "a 401 carries no detail");
+    let (status, _) = env.post("/webhooks/crm", body.clone(), &[]).await;
+    assert_eq!(status, 401);
+    let mut oversized = b"{\"meta\":{\"action\":\"change\",\"entity\":\"deal\"},\"pad\":\"".to_vec();
+    oversized.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    oversized.extend(b"\"}");
+    let (status, _) = env.post_pipedrive(oversized, HOOK_PASSWORD).await;
+    assert_eq!(status, 413);
+    let (status, answer) = env.post_pipedrive(b"{\"meta\": [not json".to_vec(), HOOK_PASSWORD).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("not JSON"), "{answer}");
+    let (status, _) = env.post("/webhooks/nobody", body.clone(), &[]).await;
+    assert_eq!(status, 404);
+    let stats = env.state.inbox_stats(now_ms()).await.unwrap();
+    assert_eq!((stats.pending, stats.done, stats.dead), (0, 0, 0), "nothing stored");
+
+    // An entity the connector does not sync is acknowledged, logged and counted.
+    let activity = json!({
+        "v": 1,
+        "meta": {"v": 1, "action": "updated", "object": "activity", "id": 77, "timestamp": 1700000000},
+        "current": {"id": 77, "subject": "call"},
+        "previous": {"id": 77, "subject": "call"}
+    });
+    let (status, answer) = env.post_pipedrive(serde_json::to_vec(&activity).unwrap(), HOOK_PASSWORD).await;
+    assert_eq!(status, 200, "{answer}");
+    let metrics = env.client.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("syncline_webhook_unknown_entity_total{source=\"crm\",entity=\"activity\"} 1"),
+        "{metrics}"
+    );
+    for reason in ["unauthorized\"} 2", "too_large\"} 1", "malformed\"} 1"] {
+        assert!(
+            metrics.contains(&format!("syncline_webhooks_rejected_total{{source=\"crm\",reason=\"{reason}")),
+            "{reason}: {metrics}"
+        );
+    }
+    assert!(metrics.contains("reason=\"unknown_source\"} 1"), "{metrics}");
+    assert!(metrics.contains("syncline_inbox_depth 0"), "{metrics}");
+    assert!(!metrics.contains(HOOK_PASSWORD));
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_needs_the_secret_and_reports_the_run() {
+    let env = start(pipedrive_simulator()).await;
+    let (status, _) = env.post("/sync?mode=incremental", Vec::new(), &[]).await;
+    assert_eq!(status, 401);
+    let (status, _) = env.post("/sync", Vec::new(), &[("x-sync-secret", "nope".into())]).await;
+    assert_eq!(status, 401);
+    let (status, answer) = env
+        .post("/sync?mode=sideways", Vec::new(), &[("x-sync-secret", SYNC_SECRET.into())])
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = env
+        .post("/sync?mode=full&source=crm", Vec::new(), &[("x-sync-secret", SYNC_SECRET.into())])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let report: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(report["sources"][0]["status"], "ok");
+    let deals = report["sources"][0]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entity| entity["entity"] == "deal")
+        .unwrap()
+        .clone();
+    assert_eq!(deals["new_versions"], 1_400);
+    env.assert_parity("deal", None).await;
+    let health = env.client.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_reordered_and_late_webhooks_leave_no_phantom_versions() {
+    let mut simulator_config = SimulatorConfig::for_connector(Connector::Pipedrive);
+    simulator_config.seed = 7;
+    simulator_config.change_spacing_ms = 400;
+    simulator_config.webhooks.pipedrive_basic_auth = Some(syncline_simulator::BasicAuth {
+        username: HOOK_USER.into(),
+        password: HOOK_PASSWORD.into(),
+    });
+    simulator_config.webhooks.retry_scale = 0.001;
+    simulator_config.faults.webhook_duplicate_rate = 0.2;
+    simulator_config.faults.webhook_reorder_rate = 0.2;
+    simulator_config.faults.webhook_delay_rate = 0.05;
+    simulator_config.faults.webhook_delay_ms = 300;
+    simulator_config.change_mix = ChangeMix {
+        create: 0.2,
+        update: 0.6,
+        delete: 0.15,
+        merge: 0.0,
+        deactivate_user: 0.05,
+    };
+    let env = start(simulator_config).await;
+    env.server
+        .as_ref()
+        .unwrap()
+        .sources()
+        .reconcile("crm", SyncMode::Full)
+        .await
+        .unwrap();
+    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    for _ in 0..6 {
+        env.simulator.step_changes(50);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    env.simulator.flush_webhooks().await;
+    env.wait_until_applied().await;
+    let stats = env.simulator.stats().webhooks;
+    assert!(stats.duplicated > 10 && stats.reordered > 10, "{stats:?}");
+    assert_eq!(stats.gave_up, 0, "{stats:?}");
+    for entity in env.config.sources["crm"].selected_entities() {
+        env.assert_parity(entity, None).await;
+    }
+    env.shutdown().await;
+}
+
+fn zoho_signature(timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(ZOHO_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_outside_the_replay_window_are_refused() {
+    let env = start(SimulatorConfig::for_connector(Connector::ZohoDesk)).await;
+    let ticket = env.simulator.truth(Entity::Ticket).unwrap()[0].clone();
+    let body = serde_json::to_vec(&json!([{
+        "eventType": "Ticket_Update",
+        "orgId": env.simulator.credentials().org_id,
+        "eventTime": now_ms().to_string(),
+        "payload": ticket,
+    }]))
+    .unwrap();
+    let now = now_ms() / 1000;
+    let signed = |timestamp: i64| {
+        vec![
+            ("x-zoho-timestamp", timestamp.to_string()),
+            ("x-webhook-signature", zoho_signature(timestamp, &body)),
+        ]
+    };
+    let (status, _) = env.post("/webhooks/crm", body.clone(), &signed(now - 3_600)).await;
+    assert_eq!(status, 401, "an hour-old signature is a replay");
+    let mut forged = signed(now);
+    forged[1].1 = zoho_signature(now, b"[]");
+    let (status, _) = env.post("/webhooks/crm", body.clone(), &forged).await;
+    assert_eq!(status, 401);
+    assert_eq!(env.state.inbox_stats(now_ms()).await.unwrap().pending, 0);
+    let (status, answer) = env.post("/webhooks/crm", body.clone(), &signed(now)).await;
+    assert_eq!(status, 200, "{answer}");
+    env.wait_until_applied().await;
+    let id = ticket["id"].as_str().unwrap().to_string();
+    env.assert_parity("ticket", Some(&BTreeSet::from([id]))).await;
+    env.shutdown().await;
+}
