@@ -1023,9 +1023,9 @@ impl BigQueryDestination {
         staging_fields.push(json!({"name": OP_COLUMN, "type": "STRING", "mode": "NULLABLE"}));
         staging_fields.push(json!({"name": CLOSE_END_COLUMN, "type": "TIMESTAMP", "mode": "NULLABLE"}));
         let ndjson = batch_ndjson(batch, &info);
-        // The start range of the target rows the MERGE may touch: the new versions, the closed
-        // versions, and the other active rows a close also ends (they start after the closed
-        // version and no later than its new end).
+        // The start range of the target rows the MERGE may touch: the new versions, and the
+        // active rows the closes end (the version a close names, or a newer one that starts no
+        // later than the close's new end).
         let (min_start, max_start) = batch
             .rows
             .iter()
@@ -1208,13 +1208,13 @@ fn batch_ndjson(batch: &HistoryBatch, info: &TableInfo) -> Vec<String> {
     lines
 }
 
-/// The one MERGE of a batch: a close ends the version it names and any other active version
-/// of the id that starts no later than the close's new end (after a crash between the warehouse
-/// and the state store the index can name an older version than the table's active one);
-/// versions that are missing are inserted. The ON clause limits the target to the batch's start
-/// range, so BigQuery reads only the partitions the batch touches. A target row is never
-/// matched by both a close and a new version: the versions of an id in a batch start after the
-/// end of its close.
+/// The one MERGE of a batch: a close ends the id's active version if it starts no later than
+/// the close's new end, whichever version the close names (after a crash between the warehouse
+/// and the state store the index can name an older version than the table's active one; a
+/// version that is already closed keeps its end); versions that are missing are inserted. The
+/// ON clause limits the target to the batch's start range, so BigQuery reads only the
+/// partitions the batch touches. A target row is never matched by both a close and a new
+/// version: the versions of an id in a batch start after the end of its close.
 fn merge_statement(
     table: &str,
     staging: &str,
@@ -1238,7 +1238,7 @@ fn merge_statement(
         "MERGE {table} AS t USING {staging} AS s
          ON t.{id} = s.{id}
             AND t.{start} BETWEEN TIMESTAMP_MILLIS(@min_start) AND TIMESTAMP_MILLIS(@max_start)
-            AND (t.{start} = s.{start} OR (s.{op} = @close AND t.{active} AND t.{start} <= s.{close_end}))
+            AND ((s.{op} = @insert AND t.{start} = s.{start}) OR (s.{op} = @close AND t.{active} AND t.{start} <= s.{close_end}))
          WHEN MATCHED AND s.{op} = @close THEN UPDATE SET {end} = s.{close_end}, {active} = FALSE
          WHEN NOT MATCHED BY TARGET AND s.{op} = @insert THEN INSERT ({columns}) VALUES ({values})",
         op = quote(OP_COLUMN)?,

@@ -31,6 +31,9 @@ use crate::app::{router, AppState};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
 
+/// How long shutdown waits for the worker's batch in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -95,7 +98,14 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
-        let _ = self.worker.await;
+        let mut worker = self.worker;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut worker).await.is_err() {
+            // An upstream that does not answer must not hold the process past the platform's
+            // kill (Cloud Run: 10 s); the batch's events stay in the inbox, leased, and the next
+            // start applies them (a replay changes nothing).
+            tracing::warn!("the batch in flight did not finish within the grace period; it stays in the inbox");
+            worker.abort();
+        }
         if let Some(scheduler) = self.scheduler {
             scheduler.abort();
             let _ = scheduler.await;

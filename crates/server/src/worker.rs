@@ -143,6 +143,8 @@ pub async fn apply_batch(sources: &Sources, options: &WorkerOptions, claimed: Ve
             .await;
             continue;
         };
+        // A webhook batch is a run of its own for the request budget.
+        engine.start_run();
         let run = EventRun {
             config: &sources.config,
             source: &source,
