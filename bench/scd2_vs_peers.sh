@@ -36,7 +36,7 @@ usage: $0 [options]
   --records N       records in the first extract (default 100000)
   --tools LIST      comma-separated subset of: syncline,dlt-default,dlt-parquet,dbt
                     (default: all of them)
-  --no-build        do not run 'cargo build --release -p syncline-cli' first;
+  --no-build        do not run 'cargo build --release --workspace' first;
                     use the existing binary (\$SYNCLINE_BIN, default
                     \$CARGO_TARGET_DIR/release/syncline)
   --enforce-target  exit 3 when syncline misses the target (>= 10x faster than
@@ -113,12 +113,12 @@ export DBT_USE_COLORS=false
 # ------------------------------------------------------------------ syncline
 if wants syncline; then
     if [ "$BUILD" = 1 ]; then
-        progress "building syncline (cargo build --release -p syncline-cli, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-        (cd "$REPO_DIR" && cargo build --release -p syncline-cli)
+        progress "building syncline (cargo build --release --workspace, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+        (cd "$REPO_DIR" && cargo build --release --workspace)
     fi
     if [ ! -x "$SYNCLINE_BIN" ]; then
         echo "no syncline binary at $SYNCLINE_BIN: build it with" >&2
-        echo "  (cd $REPO_DIR && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -p syncline-cli)" >&2
+        echo "  (cd $REPO_DIR && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release --workspace)" >&2
         echo "or leave it out with --tools dlt-default,dlt-parquet,dbt" >&2
         exit 2
     fi
