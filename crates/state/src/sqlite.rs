@@ -9,6 +9,10 @@
 //! one batch commits the next one queues, so 50 concurrent webhooks cost one commit instead of
 //! 50, and the other calls (claims, index reads and writes) keep working between batches.
 //!
+//! SQLite's automatic checkpoint is off: a thread with its own connection checkpoints the WAL
+//! (PASSIVE) twice a second, so copying pages back and their fsync never stall a commit that
+//! webhook acknowledgements wait for.
+//!
 //! The file runs in WAL mode with `synchronous = NORMAL`: a commit has been written to the WAL
 //! (the operating system holds it) before `inbox_append` returns, so an acknowledged webhook
 //! survives a crash or SIGKILL of the process (a test kills a child process to prove it). Only
@@ -127,12 +131,23 @@ impl SqliteStateStore {
 
     /// [`Self::open`] with another `synchronous` setting (the tests compare `FULL`).
     fn open_with_synchronous(path: impl AsRef<Path>, synchronous: &str) -> Result<Self, StateError> {
-        let connection = Connection::open(path)?;
+        let connection = Connection::open(path.as_ref())?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", synchronous)?;
         connection.pragma_update(None, "cache_size", -16_000)?;
-        Self::from_connection(connection)
+        // Checkpoints run on a thread of their own (below), never inside a commit that an
+        // acknowledgement waits for.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let store = Self::from_connection(connection)?;
+        let checkpoints = Connection::open(path.as_ref())?;
+        checkpoints.busy_timeout(std::time::Duration::from_secs(10))?;
+        let alive = Arc::downgrade(&store.connection);
+        std::thread::Builder::new()
+            .name("syncline-state-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpoints, &alive))
+            .map_err(|error| StateError::Task(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(store)
     }
 
     /// An in-memory store (for tests and dry runs).
@@ -244,6 +259,24 @@ fn scan(connection: &Connection, source: &str, entity: &str) -> Result<HashMap<S
         Ok((row.get::<_, String>(0)?, version_from_row(row, 1)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How often the checkpoint thread moves the WAL into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Copies committed WAL pages into the database file every [`CHECKPOINT_INTERVAL`] (PASSIVE:
+/// writers and readers go on meanwhile) until the store is dropped. Doing this here instead of
+/// SQLite's automatic checkpoint keeps the page copying and its fsync out of the commits that
+/// webhook acknowledgements wait for.
+fn run_checkpoints(connection: &Connection, alive: &std::sync::Weak<Mutex<Connection>>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "state store checkpoint failed; retrying");
+        }
+    }
+    // The last handle is gone: fold the WAL in for good.
+    let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 /// The writer thread of inbox appends: takes every waiting request, commits them in one
