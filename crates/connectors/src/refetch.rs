@@ -33,6 +33,8 @@ pub struct CoalescedEvent {
     pub action: EventAction,
     /// The latest event time (a delete closes the record at this time).
     pub event_time: Millis,
+    /// The parent of a sub-resource, from any of its events.
+    pub parent_id: Option<String>,
 }
 
 /// Coalesces events per `(entity, id)`, in first-seen order: the event with the latest event
@@ -43,15 +45,23 @@ pub fn coalesce<'a>(events: impl IntoIterator<Item = &'a WebhookEvent>) -> Vec<C
     let mut out: Vec<CoalescedEvent> = Vec::new();
     for event in events {
         let key = (event.entity.as_str(), event.id.as_str());
-        let candidate = CoalescedEvent {
+        let mut candidate = CoalescedEvent {
             entity: event.entity.clone(),
             id: event.id.clone(),
             action: event.action,
             event_time: event.event_time,
+            parent_id: event.parent_id.clone(),
         };
         match position.get(&key) {
-            Some(&at) if event.event_time >= out[at].event_time => out[at] = candidate,
-            Some(_) => {}
+            Some(&at) if event.event_time >= out[at].event_time => {
+                candidate.parent_id = candidate.parent_id.or_else(|| out[at].parent_id.take());
+                out[at] = candidate;
+            }
+            Some(&at) => {
+                if out[at].parent_id.is_none() {
+                    out[at].parent_id = candidate.parent_id;
+                }
+            }
             None => {
                 position.insert(key, out.len());
                 out.push(candidate);
@@ -126,7 +136,7 @@ pub async fn apply_entity_events(
                 raw: None,
                 terminal: false,
             }),
-            EventAction::Upsert => match detail_path(run, spec, connector, &event.id).await? {
+            EventAction::Upsert => match detail_path(run, spec, connector, event).await? {
                 Some(path) => to_fetch.push((event.id.clone(), path)),
                 None => report.deferred += 1,
             },
@@ -182,14 +192,22 @@ pub async fn apply_entity_events(
     Ok(report)
 }
 
-/// The detail path of a record; for a sub-resource, its parent comes from the record as the
-/// index last stored it (`None` when the index does not know the record).
-async fn detail_path(run: &EventRun<'_>, spec: &EntitySpec, connector: ConnectorKind, id: &str) -> Result<Option<String>, ConnectorError> {
-    let path = spec.detail_path.replace("{id}", id);
+/// The detail path of a record; for a sub-resource, its parent comes from the event, else from
+/// the record as the index last stored it (`None` when neither knows it).
+async fn detail_path(
+    run: &EventRun<'_>,
+    spec: &EntitySpec,
+    connector: ConnectorKind,
+    event: &CoalescedEvent,
+) -> Result<Option<String>, ConnectorError> {
+    let path = spec.detail_path.replace("{id}", &event.id);
     let Some(parent) = spec.parent.and_then(|parent| connector.entity(parent)) else {
         return Ok(Some(path));
     };
-    let stored = run.state.record(run.source, spec.name, id).await?;
+    if let Some(parent_id) = &event.parent_id {
+        return Ok(Some(path.replace("{parent}", parent_id)));
+    }
+    let stored = run.state.record(run.source, spec.name, &event.id).await?;
     let parent_id = stored
         .and_then(|stored| stored.record)
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
@@ -217,6 +235,7 @@ mod tests {
             action,
             event_time: time,
             delivery_id: format!("{entity}-{id}-{time}"),
+            parent_id: None,
         }
     }
 
@@ -238,7 +257,8 @@ mod tests {
                 entity: "deal".into(),
                 id: "1".into(),
                 action: EventAction::Delete,
-                event_time: 20
+                event_time: 20,
+                parent_id: None
             }
         );
         assert_eq!((coalesced[1].id.as_str(), coalesced[1].action), ("2", EventAction::Upsert));

@@ -553,13 +553,14 @@ pub fn parse_webhook(
     let events = out
         .events
         .into_iter()
-        .map(|(entity, id, action, event_time)| WebhookEvent {
+        .map(|(entity, id, action, event_time, parent_id)| WebhookEvent {
             source: source.to_string(),
             entity,
             id,
             action,
             event_time,
             delivery_id: delivery_id.clone(),
+            parent_id,
         })
         .collect();
     Ok(ParsedWebhook {
@@ -572,15 +573,25 @@ pub fn parse_webhook(
 struct Collector {
     connector: ConnectorKind,
     received_at: Millis,
-    events: Vec<(String, String, EventAction, Millis)>,
+    /// `(entity, id, action, event time, parent id)`.
+    events: Vec<(String, String, EventAction, Millis, Option<String>)>,
     unknown_entities: Vec<String>,
 }
 
 impl Collector {
     fn push(&mut self, entity: Option<&'static str>, vendor_name: &str, id: String, action: EventAction, time: Option<Millis>) {
         match entity {
-            Some(entity) => self.events.push((entity.to_string(), id, action, time.unwrap_or(self.received_at))),
+            Some(entity) => self
+                .events
+                .push((entity.to_string(), id, action, time.unwrap_or(self.received_at), None)),
             None => self.unknown_entities.push(vendor_name.to_string()),
+        }
+    }
+
+    /// Names the parent record of the event pushed last (a sub-resource's).
+    fn set_parent_of_last(&mut self, parent: Option<String>) {
+        if let Some(last) = self.events.last_mut() {
+            last.4 = parent;
         }
     }
 
@@ -779,6 +790,13 @@ fn parse_zoho_desk(body: &Value, out: &mut Collector) -> Result<Option<String>, 
             .and_then(time_of)
             .or_else(|| object_field(payload, "modifiedTime").and_then(time_of));
         out.push(Some(entity), subject, id, action, time);
+        if matches!(entity, "thread" | "comment") {
+            // Threads and comments are re-fetched under their ticket.
+            let parent = object_field(payload, "ticketId")
+                .and_then(id_text)
+                .or_else(|| object_field(previous, "ticketId").and_then(id_text));
+            out.set_parent_of_last(parent);
+        }
     }
     Ok(None)
 }

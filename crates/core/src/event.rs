@@ -47,4 +47,7 @@ pub struct WebhookEvent {
     /// The delivery id (vendor's, else a hash of the body); with the record it identifies a
     /// duplicate delivery.
     pub delivery_id: String,
+    /// The parent record of a sub-resource (the ticket of a Zoho Desk thread or comment), when
+    /// the payload names it: the re-fetch needs it in its path.
+    pub parent_id: Option<String>,
 }

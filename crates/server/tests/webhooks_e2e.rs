@@ -456,5 +456,38 @@ async fn signed_webhooks_outside_the_replay_window_are_refused() {
     env.wait_until_applied().await;
     let id = ticket["id"].as_str().unwrap().to_string();
     env.assert_parity("ticket", Some(&BTreeSet::from([id]))).await;
+
+    // A new thread (unknown to the index) is re-fetched under the ticket its payload names.
+    env.simulator
+        .apply_change(&syncline_simulator::ChangeRequest::Create { entity: Entity::Thread })
+        .unwrap();
+    let threads = env.simulator.truth(Entity::Thread).unwrap();
+    let thread = threads
+        .iter()
+        .max_by_key(|thread| thread["id"].as_str().unwrap().parse::<u64>().unwrap())
+        .unwrap()
+        .clone();
+    let body = serde_json::to_vec(&json!([{
+        "eventType": "Ticket_Thread_Add",
+        "orgId": env.simulator.credentials().org_id,
+        "eventTime": now_ms().to_string(),
+        "payload": thread,
+    }]))
+    .unwrap();
+    let now = now_ms() / 1000;
+    let headers = vec![
+        ("x-zoho-timestamp", now.to_string()),
+        ("x-webhook-signature", zoho_signature(now, &body)),
+    ];
+    let (status, answer) = env.post("/webhooks/crm", body, &headers).await;
+    assert_eq!(status, 200, "{answer}");
+    env.wait_until_applied().await;
+    let thread_id = thread["id"].as_str().unwrap().to_string();
+    env.assert_parity("thread", Some(&BTreeSet::from([thread_id.clone()]))).await;
+    assert!(env
+        .versions("thread")
+        .await
+        .iter()
+        .any(|version| version.id == thread_id && version.active));
     env.shutdown().await;
 }

@@ -42,6 +42,7 @@ pub async fn run(store: &dyn StateStore) {
     inbox_stats_and_prune(store).await;
     inbox_concurrent_appends_store_each_event_once(store).await;
     claimers_never_share_an_event(store, store).await;
+    inbox_keeps_the_parent_of_a_sub_resource(store).await;
     assert!(
         store.schema_version().await.expect("schema version") >= 1,
         "schema version must be at least 1"
@@ -154,6 +155,7 @@ pub fn event(entity: &str, id: &str, action: EventAction, event_time: Millis, de
         action,
         event_time,
         delivery_id: delivery_id.into(),
+        parent_id: None,
     }
 }
 
@@ -517,4 +519,20 @@ pub async fn claimers_never_share_an_event(first: &dyn StateStore, second: &dyn 
     assert_eq!(unique.len(), 300, "every event was claimed");
     assert_eq!(total, 300, "no event was claimed twice");
     empty_inbox(first).await;
+}
+
+/// A sub-resource event keeps its parent through the inbox (the re-fetch path needs it).
+async fn inbox_keeps_the_parent_of_a_sub_resource(store: &dyn StateStore) {
+    let threaded = WebhookEvent {
+        parent_id: Some("ticket-77".into()),
+        ..event("thread", "parent-test", EventAction::Upsert, 7_000, "parent-delivery")
+    };
+    assert_eq!(store.inbox_append(std::slice::from_ref(&threaded), 7_000).await.expect("append"), 1);
+    let claimed = store.inbox_claim(10_000, LATE, 1_000).await.expect("claim");
+    let found = claimed
+        .iter()
+        .find(|entry| entry.event.id == "parent-test")
+        .expect("the event is claimed");
+    assert_eq!(found.event, threaded);
+    store.inbox_done(&seqs_of(&claimed), LATE).await.expect("done");
 }

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX "inbox_pending" ON "inbox" ("seq") WHERE "state" = 'pending';
     CREATE INDEX "inbox_dead" ON "inbox" ("seq") WHERE "state" = 'dead';
     CREATE INDEX "inbox_done" ON "inbox" ("done_at") WHERE "state" = 'done';"#,
+    // 4: the parent of a sub-resource event (a Zoho Desk thread's ticket).
+    r#"ALTER TABLE "inbox" ADD COLUMN "parent_id" TEXT;"#,
 ];
 
 /// Append requests the writer task may take into one transaction.
@@ -89,11 +91,11 @@ const APPEND_QUEUE: usize = 4_096;
 /// It returns, for each stored event, the number of the request it came from: the first input
 /// row equal to the stored row in every column (a later equal row was its duplicate).
 const APPEND_SQL: &str = r#"WITH "input" AS (
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[])
-            WITH ORDINALITY AS e("request", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "ordinal")
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[])
+            WITH ORDINALITY AS e("request", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "parent_id", "ordinal")
     ), "inserted" AS (
-        INSERT INTO "inbox" ("source", "entity", "id", "action", "event_time", "delivery_id", "received_at")
-        SELECT "source", "entity", "id", "action", "event_time", "delivery_id", "received_at" FROM "input" ORDER BY "ordinal"
+        INSERT INTO "inbox" ("source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "parent_id")
+        SELECT "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "parent_id" FROM "input" ORDER BY "ordinal"
         ON CONFLICT DO NOTHING
         RETURNING "source", "entity", "id", "action", "event_time", "delivery_id"
     )
@@ -192,6 +194,7 @@ async fn append_batch(client: &mut Client, statement: &Statement, batch: &[Appen
     let event_times: Vec<i64> = events().map(|(_, _, event)| event.event_time).collect();
     let delivery_ids: Vec<&str> = events().map(|(_, _, event)| event.delivery_id.as_str()).collect();
     let received_at: Vec<i64> = events().map(|(_, request, _)| request.received_at).collect();
+    let parent_ids: Vec<Option<&str>> = events().map(|(_, _, event)| event.parent_id.as_deref()).collect();
     let rows = client
         .query(
             statement,
@@ -204,6 +207,7 @@ async fn append_batch(client: &mut Client, statement: &Statement, batch: &[Appen
                 &event_times,
                 &delivery_ids,
                 &received_at,
+                &parent_ids,
             ],
         )
         .await?;
@@ -219,7 +223,7 @@ async fn append_batch(client: &mut Client, statement: &Statement, batch: &[Appen
 
 /// The columns [`entry_from_row`] reads, in order.
 const ENTRY_COLUMNS: &str =
-    r#""seq", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "attempts", "last_error""#;
+    r#""seq", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "attempts", "last_error", "parent_id""#;
 
 /// Done rows deleted per statement by `inbox_prune`, so no transaction grows without bound.
 const PRUNE_CHUNK: i64 = 10_000;
@@ -238,6 +242,7 @@ fn entry_from_row(row: &Row) -> Result<InboxEntry, StateError> {
             action,
             event_time: row.get(5),
             delivery_id: row.get(6),
+            parent_id: row.get(10),
         },
         received_at: row.get(7),
         attempts: u32::try_from(attempts).unwrap_or(0),

@@ -93,6 +93,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX "inbox_pending" ON "inbox" ("seq") WHERE "state" = 'pending';
     CREATE INDEX "inbox_dead" ON "inbox" ("seq") WHERE "state" = 'dead';
     CREATE INDEX "inbox_done" ON "inbox" ("done_at") WHERE "state" = 'done';"#,
+    // 4: the parent of a sub-resource event (a Zoho Desk thread's ticket).
+    r#"ALTER TABLE "inbox" ADD COLUMN "parent_id" TEXT;"#,
 ];
 
 /// Append requests the writer thread may take into one transaction.
@@ -103,7 +105,7 @@ const APPEND_QUEUE: usize = 4_096;
 
 /// The columns [`entry_from_row`] reads, in order.
 const ENTRY_COLUMNS: &str =
-    r#""seq", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "attempts", "last_error""#;
+    r#""seq", "source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "attempts", "last_error", "parent_id""#;
 
 /// Ids per lookup statement (`id IN (...)`), below SQLite's parameter limit.
 const LOOKUP_CHUNK: usize = 500;
@@ -324,8 +326,8 @@ fn append_batch(connection: &mut Connection, batch: &[AppendRequest]) -> Result<
     let mut counts = Vec::with_capacity(batch.len());
     {
         let mut statement = transaction.prepare_cached(
-            r#"INSERT INTO "inbox" ("source", "entity", "id", "action", "event_time", "delivery_id", "received_at")
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            r#"INSERT INTO "inbox" ("source", "entity", "id", "action", "event_time", "delivery_id", "received_at", "parent_id")
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                ON CONFLICT DO NOTHING"#,
         )?;
         for request in batch {
@@ -338,7 +340,8 @@ fn append_batch(connection: &mut Connection, batch: &[AppendRequest]) -> Result<
                     event.action.name(),
                     event.event_time,
                     event.delivery_id,
-                    request.received_at
+                    request.received_at,
+                    event.parent_id
                 ])?;
             }
             counts.push(stored);
@@ -367,6 +370,7 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InboxEntry> {
             action,
             event_time: row.get(5)?,
             delivery_id: row.get(6)?,
+            parent_id: row.get(10)?,
         },
         received_at: row.get(7)?,
         attempts: row.get(8)?,
@@ -743,7 +747,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_inbox_migration_upgrades_a_version_2_file() {
+    async fn the_inbox_migrations_upgrade_a_version_2_file() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("state.db");
         {
@@ -762,7 +766,7 @@ mod tests {
             transaction.commit().unwrap();
         }
         let store = SqliteStateStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 3);
+        assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
         assert_eq!(store.cursor("s", "deal").await.unwrap().as_deref(), Some("c"));
         let event = crate::conformance::event("deal", "1", EventAction::Upsert, 1, "d");
         assert_eq!(store.inbox_append(&[event], 1).await.unwrap(), 1);
