@@ -122,7 +122,11 @@ impl DuckDbDestination {
                 .lock()
                 .map_err(|_| DestinationError::Task("duckdb connection lock poisoned".into()))?;
             if guard.is_none() {
-                *guard = Some(open_with_retry(&path, retry)?);
+                let connection = open_with_retry(&path, retry)?;
+                // A held file is written in bulk and checkpointed when released: skip the
+                // automatic checkpoints in between (each rewrites what the next one rewrites).
+                connection.execute_batch("SET checkpoint_threshold = '1GB'")?;
+                *guard = Some(connection);
             }
             work(guard.as_ref().expect("connection opened above"))
         })
