@@ -100,13 +100,6 @@ impl std::fmt::Debug for HttpEngine {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|duration| duration.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl HttpEngine {
     /// An engine for one configured source.
     pub fn new(source: &str, config: &SourceConfig, state: Arc<dyn StateStore>) -> Result<Self, ConnectorError> {
@@ -296,7 +289,7 @@ impl HttpEngine {
             // Durable before the new access token is used: a crash now must not lose the only
             // refresh token the server still accepts.
             self.state
-                .set_token(&self.source, REFRESH_TOKEN_NAME, new_refresh, now_ms())
+                .set_token(&self.source, REFRESH_TOKEN_NAME, new_refresh, crate::reconcile::wall_clock_ms())
                 .await?;
         }
         oauth.access_token = body.get("access_token").and_then(Value::as_str).map(str::to_string);

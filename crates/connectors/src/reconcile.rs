@@ -280,7 +280,9 @@ pub fn history_target(config: &SynclineConfig, source: &str, spec: &EntitySpec) 
     }
 }
 
-fn wall_clock_ms() -> Millis {
+/// The wall clock in milliseconds since the Unix epoch (the I/O edge's clock; the core takes
+/// times as arguments).
+pub fn wall_clock_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|duration| duration.as_millis() as Millis)

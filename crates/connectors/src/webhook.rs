@@ -341,7 +341,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Verify
 }
 
 /// Equality of two secrets in constant time, lengths included (both are hashed first).
-fn digest_eq(provided: &[u8], expected: &[u8]) -> bool {
+pub fn digest_eq(provided: &[u8], expected: &[u8]) -> bool {
     let provided = Sha256::digest(provided);
     let expected = Sha256::digest(expected);
     provided.ct_eq(&expected).into()

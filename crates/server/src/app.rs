@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use syncline_connectors::reconcile::SyncMode;
-use syncline_connectors::webhook::{parse_webhook, verify};
+use syncline_connectors::webhook::{digest_eq, parse_webhook, verify};
 use syncline_core::HistoryProfile;
 use tokio::sync::Notify;
 
@@ -184,7 +184,7 @@ async fn sync(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(query)
         return Err(ApiError::SyncDisabled);
     };
     let given = headers.get("x-sync-secret").map(|value| value.as_bytes()).unwrap_or_default();
-    if !constant_time_eq(given, secret.expose().as_bytes()) {
+    if !digest_eq(given, secret.expose().as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
     let mode = match query.mode.as_deref().unwrap_or("incremental") {
@@ -294,12 +294,4 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     }
     app.sources.publish_api_stats();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response()
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }

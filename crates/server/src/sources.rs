@@ -143,10 +143,4 @@ pub fn unix_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|duration| duration.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use syncline_connectors::reconcile::wall_clock_ms as now_ms;
