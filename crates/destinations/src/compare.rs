@@ -514,6 +514,22 @@ pub async fn compare(
 mod tests {
     use super::*;
 
+    /// The differences both planted-difference tests plant: id 3 only on the left, id 6 only
+    /// on the right, a second active row of id 1 on the right, and id 2 renamed.
+    fn assert_finds_the_planted_differences(table: &TableComparison) {
+        assert!(table.differs());
+        assert_eq!(table.left_only_ids.sample, ["3"]);
+        assert_eq!(table.right_only_ids.sample, ["6"]);
+        assert_eq!(table.right_several_active.sample, ["1"]);
+        assert!(table.left_several_active.sample.is_empty());
+        let two = table.mismatches.iter().find(|mismatch| mismatch.id == "2").expect("id 2 differs");
+        let columns: Vec<&str> = two.columns.iter().map(|difference| difference.column.as_str()).collect();
+        assert_eq!(columns, ["name", "update_time"]);
+        assert_eq!(two.columns[0].right.as_deref(), Some("renamed"));
+        assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
+        assert_ne!(table.left_content_hash, table.right_content_hash);
+    }
+
     fn rows(columns: &[&str], rows: Vec<(&str, Vec<FieldValue>)>) -> ActiveRows {
         ActiveRows {
             columns: columns.iter().map(|name| name.to_string()).collect(),
@@ -703,18 +719,7 @@ mod tests {
                 .unwrap();
         }
         let report = compare(&duckdb, &test.destination, &options).await.unwrap();
-        let table = &report[0];
-        assert!(table.differs());
-        assert_eq!(table.left_only_ids.sample, ["3"]);
-        assert_eq!(table.right_only_ids.sample, ["6"]);
-        assert_eq!(table.right_several_active.sample, ["1"]);
-        assert!(table.left_several_active.sample.is_empty());
-        let two = table.mismatches.iter().find(|mismatch| mismatch.id == "2").expect("id 2 differs");
-        let columns: Vec<&str> = two.columns.iter().map(|difference| difference.column.as_str()).collect();
-        assert_eq!(columns, ["name", "update_time"]);
-        assert_eq!(two.columns[0].right.as_deref(), Some("renamed"));
-        assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
-        assert_ne!(table.left_content_hash, table.right_content_hash);
+        assert_finds_the_planted_differences(&report[0]);
         test.drop_schema().await;
     }
 
@@ -782,18 +787,7 @@ mod tests {
         )
         .await;
         let report = compare(&postgres.destination, &bigquery.destination, &options).await.unwrap();
-        let table = &report[0];
-        assert!(table.differs());
-        assert_eq!(table.left_only_ids.sample, ["3"]);
-        assert_eq!(table.right_only_ids.sample, ["6"]);
-        assert_eq!(table.right_several_active.sample, ["1"]);
-        assert!(table.left_several_active.sample.is_empty());
-        let two = table.mismatches.iter().find(|mismatch| mismatch.id == "2").expect("id 2 differs");
-        let columns: Vec<&str> = two.columns.iter().map(|difference| difference.column.as_str()).collect();
-        assert_eq!(columns, ["name", "update_time"]);
-        assert_eq!(two.columns[0].right.as_deref(), Some("renamed"));
-        assert_eq!(table.mismatched_ids, 1, "only id 2 differs in content");
-        assert_ne!(table.left_content_hash, table.right_content_hash);
+        assert_finds_the_planted_differences(&report[0]);
         bigquery.drop_dataset().await;
         postgres.drop_schema().await;
     }
