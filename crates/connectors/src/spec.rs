@@ -200,7 +200,27 @@ pub struct EntitySpec {
     /// same since-filter and closes the ids it returns, so a lost delete webhook heals without
     /// waiting for the full reconcile.
     pub deleted_listing: Option<DeletedListing>,
+    /// The vendor's deleted flags: a record on which any of these fields is `true` (or `"true"`)
+    /// is a delete wherever it is seen (list, search, detail, webhook), never an active version
+    /// (Pipedrive `is_deleted`, Zoho Desk `isDeleted` / `isTrashed`, HaloPSA `deleted`).
+    pub deleted_flags: &'static [&'static str],
 }
+
+impl EntitySpec {
+    /// True when the record carries one of the vendor's deleted flags set.
+    pub fn is_deleted(&self, record: &Value) -> bool {
+        self.deleted_flags.iter().any(|flag| match &record[*flag] {
+            Value::Bool(set) => *set,
+            Value::String(text) => text.eq_ignore_ascii_case("true"),
+            Value::Number(number) => number.as_i64() == Some(1),
+            _ => false,
+        })
+    }
+}
+
+const PIPEDRIVE_DELETED: &[&str] = &["is_deleted"];
+const ZOHO_DELETED: &[&str] = &["isDeleted", "isTrashed"];
+const HALOPSA_DELETED: &[&str] = &["deleted"];
 
 const PD_ASC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "asc")];
 const PD_DESC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "desc")];
@@ -231,6 +251,7 @@ const fn pipedrive_v2(
         fields_path,
         parent: None,
         deleted_listing: None,
+        deleted_flags: PIPEDRIVE_DELETED,
     }
 }
 
@@ -292,6 +313,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: None,
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
     EntitySpec {
         name: "agent",
@@ -311,6 +333,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: None,
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
     EntitySpec {
         name: "contact",
@@ -330,6 +353,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: None,
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
     EntitySpec {
         name: "ticket",
@@ -352,6 +376,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: None,
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
     EntitySpec {
         name: "thread",
@@ -371,6 +396,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: Some("ticket"),
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
     EntitySpec {
         name: "comment",
@@ -390,6 +416,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         fields_path: None,
         parent: Some("ticket"),
         deleted_listing: None,
+        deleted_flags: ZOHO_DELETED,
     },
 ];
 
@@ -427,6 +454,7 @@ const fn halo(
         fields_path: None,
         parent: None,
         deleted_listing: None,
+        deleted_flags: HALOPSA_DELETED,
     }
 }
 
@@ -500,6 +528,21 @@ pub fn reconciler_supports(connector: ConnectorKind, spec: &EntitySpec) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_vendor_deleted_flag_marks_a_record_deleted() {
+        let person = ConnectorKind::Pipedrive.entity("person").unwrap();
+        assert!(person.is_deleted(&serde_json::json!({"id": 1, "is_deleted": true})));
+        assert!(!person.is_deleted(&serde_json::json!({"id": 1, "is_deleted": false})));
+        assert!(!person.is_deleted(&serde_json::json!({"id": 1})));
+        let ticket = ConnectorKind::ZohoDesk.entity("ticket").unwrap();
+        assert!(ticket.is_deleted(&serde_json::json!({"id": "1", "isTrashed": true})));
+        assert!(ticket.is_deleted(&serde_json::json!({"id": "1", "isDeleted": "true"})));
+        assert!(!ticket.is_deleted(&serde_json::json!({"id": "1", "isDeleted": false, "isTrashed": false})));
+        let invoice = ConnectorKind::Halopsa.entity("invoice").unwrap();
+        assert!(invoice.is_deleted(&serde_json::json!({"id": 3, "deleted": true})));
+        assert!(!invoice.is_deleted(&serde_json::json!({"id": 3, "deleted": false})));
+    }
 
     #[test]
     fn every_issue_entity_is_described() {
