@@ -69,6 +69,10 @@ pub struct SimulateArgs {
     /// Eventual-consistency lag of since-filters, in milliseconds.
     #[arg(long)]
     pub consistency_lag_ms: Option<u64>,
+    /// Keep the last N served data requests with their response bodies at `/_sim/requests`
+    /// (0, the default, keeps none).
+    #[arg(long)]
+    pub request_log_limit: Option<usize>,
 }
 
 fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
@@ -127,6 +131,9 @@ fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
     faults.rate_limit_rate = args.rate_limit_rate.unwrap_or(faults.rate_limit_rate);
     faults.server_error_rate = args.server_error_rate.unwrap_or(faults.server_error_rate);
     faults.eventual_consistency_lag_ms = args.consistency_lag_ms.unwrap_or(faults.eventual_consistency_lag_ms);
+    if let Some(limit) = args.request_log_limit {
+        config.request_log_limit = limit;
+    }
     config.validate().context("the simulator settings are not valid")?;
     Ok(config)
 }

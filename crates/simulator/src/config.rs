@@ -45,6 +45,10 @@ pub struct SimulatorConfig {
     pub auth: AuthConfig,
     /// Fault injection rates (each 0.0 to 1.0) and their parameters.
     pub faults: FaultConfig,
+    /// How many served data requests `/_sim/requests` keeps (method, path, query, status and
+    /// response body), oldest dropped first; 0 (the default) keeps none. The contract check
+    /// (`.ci/contract/check.py`) reads it to validate every response against the vendor's spec.
+    pub request_log_limit: usize,
 }
 
 impl Default for SimulatorConfig {
@@ -62,6 +66,7 @@ impl Default for SimulatorConfig {
             webhooks: WebhookConfig::default(),
             auth: AuthConfig::default(),
             faults: FaultConfig::default(),
+            request_log_limit: 0,
         }
     }
 }

@@ -12,6 +12,11 @@ use crate::entity::{Connector, Entity};
 
 /// Decodes `application/x-www-form-urlencoded` text (also query strings).
 pub fn parse_urlencoded(text: &str) -> HashMap<String, String> {
+    parse_urlencoded_pairs(text).into_iter().collect()
+}
+
+/// Decodes `application/x-www-form-urlencoded` text into its pairs, in order, repeats kept.
+pub fn parse_urlencoded_pairs(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {

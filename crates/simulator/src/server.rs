@@ -24,7 +24,8 @@ use crate::clock::format_rfc3339_millis;
 use crate::config::{check_loopback_url, SimulatorConfig};
 use crate::entity::{Connector, Entity};
 use crate::error::SimulatorError;
-use crate::http::{header_text, parse_urlencoded, vendor_error, VendorError};
+use crate::http::{header_text, parse_urlencoded, parse_urlencoded_pairs, vendor_error, VendorError};
+use crate::requests::{RequestLog, RequestLogEntry, RequestLogView};
 use crate::store::{ChangeAction, History};
 use crate::webhooks::{self, WebhookEngine, WebhookLogEntry, WebhookStats};
 use crate::world::{ChangeError, ChangeEvent, ChangeRequest, ChangeStats, World};
@@ -162,6 +163,7 @@ fn versions_of(history: &History) -> RecordVersions {
 pub struct Shared {
     world: Mutex<World>,
     api: Mutex<ApiStats>,
+    requests: Mutex<RequestLog>,
     /// The webhook delivery engine.
     pub webhooks: WebhookEngine,
     /// Base URL.
@@ -179,6 +181,10 @@ impl Shared {
 
     fn api(&self) -> MutexGuard<'_, ApiStats> {
         self.api.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn requests(&self) -> MutexGuard<'_, RequestLog> {
+        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Turns change events into webhook deliveries (with seeded fault fates) and queues them.
@@ -415,7 +421,17 @@ async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         Some(crate::faults::ApiFault::ServerError(status)) => return refuse(VendorError::ServerError(status)),
         None => {}
     }
-    let response = next.run(request).await;
+    let logged = shared.requests().enabled().then(|| {
+        (
+            request.method().to_string(),
+            request.uri().path().to_string(),
+            parse_urlencoded_pairs(request.uri().query().unwrap_or_default()),
+        )
+    });
+    let mut response = next.run(request).await;
+    if let Some((method, path_sent, query)) = logged {
+        response = log_response(&shared, method, path_sent, path.clone(), query, response).await;
+    }
     let mut api = shared.api();
     let entry = api.endpoints.entry(endpoint.clone()).or_default();
     if response.status().is_success() {
@@ -426,6 +442,35 @@ async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         entry.errors += 1;
     }
     response
+}
+
+/// Buffers the response body into the request log and hands the response on unchanged.
+async fn log_response(
+    shared: &Shared,
+    method: String,
+    path: String,
+    endpoint: String,
+    query: Vec<(String, String)>,
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::warn!(%error, %path, "could not buffer a response for the request log");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "simulator: response body unreadable").into_response();
+        }
+    };
+    shared.requests().push(RequestLogEntry {
+        sequence: 0,
+        method,
+        path,
+        endpoint,
+        query,
+        status: parts.status.as_u16(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    });
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,6 +494,15 @@ fn sim_routes() -> Router<Arc<Shared>> {
         .route(
             "/_sim/stats",
             get(|State(shared): State<Arc<Shared>>| async move { Json(shared.stats()) }),
+        )
+        .route(
+            "/_sim/requests",
+            get(|State(shared): State<Arc<Shared>>| async move { Json(shared.requests().view()) }).delete(
+                |State(shared): State<Arc<Shared>>| async move {
+                    shared.requests().clear();
+                    Json(shared.requests().view())
+                },
+            ),
         )
         .route("/_sim/truth/{entity}", get(sim_truth))
         .route("/_sim/versions/{entity}", get(sim_versions))
@@ -641,6 +695,7 @@ impl Simulator {
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             api: Mutex::new(ApiStats::default()),
+            requests: Mutex::new(RequestLog::new(config.request_log_limit)),
             webhooks: engine,
             base_url,
             config: config.clone(),
@@ -777,6 +832,12 @@ impl SimulatorHandle {
     /// Counters: changes, webhooks, API calls and cost, tokens.
     pub fn stats(&self) -> SimulatorStats {
         self.shared.stats()
+    }
+
+    /// The request log (`request_log_limit` entries at most): every data request that passed
+    /// the gate, with its query and response body.
+    pub fn request_log(&self) -> RequestLogView {
+        self.shared.requests().view()
     }
 
     /// The webhook log: every delivery with its events, fate and outcome.

@@ -349,3 +349,78 @@ async fn the_background_generator_makes_changes_in_real_time() {
     assert!(changes.created + changes.updated + changes.deleted >= 5, "{changes:?}");
     simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_request_log_keeps_each_served_request_with_its_body() {
+    let mut config = config(Connector::Pipedrive, 3);
+    config.request_log_limit = 2;
+    let simulator = start(config).await;
+    let base = simulator.base_url();
+    let token = simulator.credentials().api_token.expect("token");
+    for path in [
+        "/api/v2/deals?limit=2&sort_by=update_time",
+        "/api/v2/deals/1",
+        "/api/v2/persons?limit=1&ids=1,2",
+    ] {
+        let response = client()
+            .get(format!("{base}{path}"))
+            .header("x-api-token", &token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        // The body reaches the client unchanged by the logging.
+        assert_eq!(response.json::<Value>().await.expect("json")["success"], json!(true));
+    }
+    let refused = client().get(format!("{base}/api/v2/deals")).send().await.expect("get");
+    assert_eq!(refused.status(), 401);
+
+    let log: Value = client()
+        .get(format!("{base}/_sim/requests"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(log["limit"], json!(2));
+    assert_eq!(log["dropped"], json!(1), "{log}");
+    let requests = log["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 2, "refused requests are not logged: {log}");
+    let detail = &requests[0];
+    assert_eq!(detail["sequence"], json!(2));
+    assert_eq!(detail["endpoint"], json!("/api/v2/deals/{id}"));
+    assert_eq!(detail["status"], json!(200));
+    assert_eq!(detail["body"]["data"]["id"], json!(1));
+    let persons = &requests[1];
+    assert_eq!(persons["method"], json!("GET"));
+    assert_eq!(persons["path"], json!("/api/v2/persons"));
+    assert_eq!(persons["query"], json!([["limit", "1"], ["ids", "1,2"]]));
+    assert_eq!(persons["body"]["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(simulator.request_log().requests.len(), 2);
+
+    let cleared: Value = client()
+        .delete(format!("{base}/_sim/requests"))
+        .send()
+        .await
+        .expect("delete")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cleared["requests"], json!([]));
+    simulator.shutdown().await;
+
+    // Off by default: nothing is kept.
+    let simulator = start(common::config(Connector::Halopsa, 3)).await;
+    let status = client()
+        .get(format!("{}/api/Client", simulator.base_url()))
+        .bearer_auth(simulator.credentials().access_token)
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(status, 200);
+    let log = simulator.request_log();
+    assert_eq!((log.limit, log.requests.len()), (0, 0));
+    simulator.shutdown().await;
+}

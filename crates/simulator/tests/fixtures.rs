@@ -446,3 +446,100 @@ async fn halopsa_fixtures_have_simulated_counterparts() {
     }
     simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn halopsa_live_webhook_ticket_is_rendered_by_the_simulator() {
+    let delivery = fixture("halopsa/webhook_ticket_status_changed_live.json");
+    let live_ticket = &delivery["ticket"];
+    // What the live delivery says about itself: the object nested under its type is the record
+    // `object_id` names, and a status change to closed (9) carries `hasbeenclosed`.
+    assert_eq!(delivery["object_id"], live_ticket["id"]);
+    assert_eq!(delivery["event"], json!("ticket status changed"));
+    assert_eq!(
+        (live_ticket["status_id"].clone(), live_ticket["hasbeenclosed"].clone()),
+        (json!(9), json!(true))
+    );
+
+    let simulator = start(config(Connector::Halopsa, 5)).await;
+    simulator.step_changes(300);
+    let closed = simulator
+        .truth(Entity::Ticket)
+        .expect("tickets")
+        .into_iter()
+        .find(|ticket| ticket["status_id"] == json!(9))
+        .expect("300 changes close a ticket");
+    let id = closed["id"].as_u64().expect("id");
+    let ticket = get_json(&simulator, &format!("/api/Tickets/{id}")).await;
+    // Every field of the live ticket is in the simulated ticket, with a compatible type.
+    assert_record_covers("halo live webhook ticket", live_ticket, &ticket);
+    assert_eq!(ticket["hasbeenclosed"], json!(true), "a closed ticket says so, as the live one does");
+    simulator.shutdown().await;
+}
+
+/// `{a,b}` groups in a SOURCES.md name expanded (`v2_webhook_{create,change}_deal.json`).
+fn expand_braces(pattern: &str) -> Vec<String> {
+    let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else {
+        return vec![pattern.to_string()];
+    };
+    if close < open {
+        return vec![pattern.to_string()];
+    }
+    pattern[open + 1..close]
+        .split(',')
+        .flat_map(|choice| expand_braces(&format!("{}{choice}{}", &pattern[..open], &pattern[close + 1..])))
+        .collect()
+}
+
+fn rust_sources(dir: &std::path::Path, out: &mut String) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn every_fixture_is_parsed_by_a_test_and_has_a_source() {
+    let root = common::fixtures_dir();
+    let sources = std::fs::read_to_string(root.join("SOURCES.md")).expect("SOURCES.md");
+    let named: Vec<String> = sources
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(expand_braces)
+        .map(|name| name.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    // The test code of every crate (fixtures are read by the simulator's and the connectors' tests).
+    let crates = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut tests = String::new();
+    for krate in std::fs::read_dir(&crates).expect("crates").flatten() {
+        rust_sources(&krate.path().join("tests"), &mut tests);
+    }
+    let mut files = 0;
+    for vendor in std::fs::read_dir(&root).expect("fixtures").flatten() {
+        if !vendor.path().is_dir() {
+            continue;
+        }
+        let vendor_name = vendor.file_name().to_string_lossy().to_string();
+        for file in std::fs::read_dir(vendor.path()).expect("vendor dir").flatten() {
+            let name = file.file_name().to_string_lossy().to_string();
+            let relative = format!("{vendor_name}/{name}");
+            files += 1;
+            let text = std::fs::read_to_string(file.path()).expect("fixture text");
+            assert!(
+                serde_json::from_str::<Value>(&text).is_ok_and(|value| value.is_object() || value.is_array()),
+                "{relative} is not a JSON object or array"
+            );
+            assert!(named.contains(&name), "{relative} has no source in SOURCES.md; say where it comes from");
+            assert!(
+                tests.contains(&format!("\"{relative}\"")) || tests.contains(&format!("\"{name}\"")),
+                "{relative} is read by no test under crates/*/tests; add one that checks something real about it"
+            );
+        }
+    }
+    assert!(files >= 37, "only {files} fixtures found under {}", root.display());
+}
