@@ -77,10 +77,19 @@ class CheckError(Exception):
 # Specs
 
 
+# A schema whose own description says its value is null in some case documents a null, even
+# where the spec forgot `nullable: true`: Pipedrive's `additional_data.next_cursor` ("The value of
+# the `next_cursor` field will be `null` if you have reached the end of the dataset"), v1
+# "`null` is returned", "If not archived then 'null'". Wording about *sending* null (clearing a
+# custom field) does not match.
+NULL_DOCUMENTED = re.compile(r"will be `null`|`null` is returned|\bnull if\b|then 'null'", re.I)
+
+
 def openapi_to_json_schema(node):
-    """OpenAPI 3.0 schema -> JSON Schema: `nullable: true` becomes a null type (or an anyOf with
-    null where there is no `type`), OpenAPI-only keywords are dropped, HaloPSA's non-standard
-    "int"/"bool"/"double" types are normalised."""
+    """OpenAPI 3.0 schema -> JSON Schema: `nullable: true` (or a description documenting a null
+    value, see NULL_DOCUMENTED) becomes a null type (or an anyOf with null where there is no
+    `type`), OpenAPI-only keywords are dropped, HaloPSA's non-standard "int"/"bool"/"double"
+    types are normalised."""
     if isinstance(node, list):
         return [openapi_to_json_schema(item) for item in node]
     if not isinstance(node, dict):
@@ -95,7 +104,8 @@ def openapi_to_json_schema(node):
             out[key] = openapi_to_json_schema(value)
     if isinstance(out.get("type"), str):
         out["type"] = normalise_type(out["type"])
-    if node.get("nullable") is True:
+    documented_null = isinstance(node.get("description"), str) and NULL_DOCUMENTED.search(node["description"])
+    if node.get("nullable") is True or documented_null:
         if "type" in out:
             types = out["type"] if isinstance(out["type"], list) else [out["type"]]
             out["type"] = types + (["null"] if "null" not in types else [])

@@ -75,6 +75,15 @@ class PipedriveTest(unittest.TestCase):
         violations, _ = check.validate("pipedrive", self.specs, [entry("/api/v2/deals/1", body)])
         self.assertEqual(["/data/title"], [v.where for v in violations])
 
+    def test_a_null_the_description_documents_is_accepted(self):
+        body = copy.deepcopy(fixture("pipedrive/v2_deals_list_page.json"))
+        body["additional_data"]["next_cursor"] = None  # "will be `null` if you have reached the end"
+        violations, _ = check.validate("pipedrive", self.specs, [entry("/api/v2/deals", body)])
+        self.assertEqual([], violations)
+        body["data"][0]["won_time"] = None  # a plain string in the spec, no null documented
+        violations, _ = check.validate("pipedrive", self.specs, [entry("/api/v2/deals", body)])
+        self.assertEqual(["/data/*/won_time"], [v.where for v in violations])
+
     def test_parameters_are_checked_by_name_and_value(self):
         body = fixture("pipedrive/v2_deals_list_page.json")
         query = [("limit", "500"), ("sort_by", "update_time"), ("status", "open,deleted"), ("since", "x"), ("sort_direction", "up")]

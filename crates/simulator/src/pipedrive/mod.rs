@@ -309,6 +309,33 @@ fn active_user(ctx: &Ctx, rng: &mut StdRng) -> Value {
     }
 }
 
+/// Keys the v2 API spec (`openapi-v2.yaml`, the 200 schemas of `GET /deals`, `/persons`,
+/// `/organizations` and their `/{id}`) declares as non-nullable, but that a record may have no
+/// value for: an open deal has no `won_time`, a person without contact sync no `birthday`
+/// ("included if contact sync is enabled"). A v2 record leaves such a key out rather than
+/// sending `null` (the v1 renderings and webhooks still carry `null`).
+pub const V2_ABSENT_WHEN_EMPTY: &[(Entity, &[&str])] = &[
+    (
+        Entity::Deal,
+        &["owner_id", "person_id", "org_id", "stage_id", "stage_change_time", "won_time", "lost_time"],
+    ),
+    (Entity::Person, &["owner_id", "org_id", "picture_id", "notes", "birthday"]),
+    (Entity::Organization, &["owner_id"]),
+];
+
+/// The v2 record without the keys of `V2_ABSENT_WHEN_EMPTY` that are null.
+pub fn without_empty(entity: Entity, mut record: Value) -> Value {
+    let keys = V2_ABSENT_WHEN_EMPTY
+        .iter()
+        .find(|(listed, _)| *listed == entity)
+        .map(|(_, keys)| *keys)
+        .unwrap_or_default();
+    if let Some(map) = record.as_object_mut() {
+        map.retain(|key, value| !(value.is_null() && keys.contains(&key.as_str())));
+    }
+    record
+}
+
 fn live_or_null(ctx: &Ctx, rng: &mut StdRng, entity: Entity) -> Value {
     match ctx.pick_live(rng, entity, |_| true) {
         Some(id) => json!(id),
@@ -319,7 +346,7 @@ fn live_or_null(ctx: &Ctx, rng: &mut StdRng, entity: Entity) -> Value {
 fn new_organization(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: RecordId, add_ms: i64, update_ms: i64) -> Value {
     let name = names::company_name(rng);
     let domain: String = name.split(' ').next().unwrap_or("company").to_lowercase();
-    json!({
+    let record = json!({
         "id": id,
         "name": name,
         "owner_id": active_user(ctx, rng),
@@ -336,12 +363,13 @@ fn new_organization(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id:
         "annual_revenue": rng.random_range(1..500) * 10_000,
         "employee_count": rng.random_range(1..2000),
         "custom_fields": random_custom_fields(rng, catalog.fields(Entity::Organization), add_ms),
-    })
+    });
+    without_empty(Entity::Organization, record)
 }
 
 fn new_person(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: RecordId, add_ms: i64, update_ms: i64) -> Value {
     let (first, last) = names::person_name(rng);
-    json!({
+    let record = json!({
         "id": id,
         "name": format!("{first} {last}"),
         "first_name": first,
@@ -362,7 +390,8 @@ fn new_person(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: Recor
         "birthday": null,
         "job_title": if rng.random_bool(0.5) { json!("Manager") } else { json!("Engineer") },
         "postal_address": address(rng),
-    })
+    });
+    without_empty(Entity::Person, record)
 }
 
 fn new_deal(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: RecordId, add_ms: i64, update_ms: i64) -> Value {
@@ -385,7 +414,7 @@ fn new_deal(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: RecordI
         Some(org) => format!("{} deal", org["name"].as_str().unwrap_or("Organization")),
         None => format!("{} deal", names::company_name(rng)),
     };
-    json!({
+    let record = json!({
         "id": id,
         "title": title,
         "creator_user_id": owner,
@@ -423,7 +452,8 @@ fn new_deal(ctx: &Ctx, rng: &mut StdRng, catalog: &PipedriveCatalog, id: RecordI
         "arr": value,
         "mrr": value / 12,
         "custom_fields": random_custom_fields(rng, catalog.fields(Entity::Deal), add_ms),
-    })
+    });
+    without_empty(Entity::Deal, record)
 }
 
 /// Chooses a random change.

@@ -578,7 +578,8 @@ pub fn v2_fields(catalog: &PipedriveCatalog, entity: Entity) -> Vec<Value> {
             json!({
                 "field_name": def.name,
                 "field_code": def.key,
-                "description": null,
+                // A string in the v2 spec (not nullable): every field describes itself.
+                "description": format!("The {} of the {}", def.name.to_lowercase(), entity.name()),
                 "field_type": def.field_type,
                 "options": def.options.map(|options| {
                     options.into_iter().map(|(id, label)| json!({"id": id, "label": label, "color": null})).collect::<Vec<_>>()
