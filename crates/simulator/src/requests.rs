@@ -49,10 +49,7 @@ pub struct RequestLogView {
 impl RequestLog {
     /// A log keeping at most `limit` entries (0 keeps none).
     pub fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            ..Self::default()
-        }
+        Self { limit, ..Self::default() }
     }
 
     /// Whether anything is logged at all (callers skip buffering bodies otherwise).

@@ -70,10 +70,14 @@ async fn pipedrive_api_fixtures_have_simulated_counterparts() {
         // The spec's examples fill every key; a v2 record leaves out the non-nullable ones it
         // has no value for (an open deal's `won_time`), checked in the test below.
         let mut expected_record = expected_record.clone();
-        let v2_entity = [("v2_deal", Entity::Deal), ("v2_persons", Entity::Person), ("v2_organizations", Entity::Organization)]
-            .into_iter()
-            .find(|(prefix, _)| file.starts_with(&format!("pipedrive/{prefix}")))
-            .map(|(_, entity)| entity);
+        let v2_entity = [
+            ("v2_deal", Entity::Deal),
+            ("v2_persons", Entity::Person),
+            ("v2_organizations", Entity::Organization),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| file.starts_with(&format!("pipedrive/{prefix}")))
+        .map(|(_, entity)| entity);
         if let (Some(entity), Some(map)) = (v2_entity, expected_record.as_object_mut()) {
             for key in absent_when_empty(entity) {
                 if actual_record.get(*key).is_none() {
@@ -520,7 +524,11 @@ async fn halopsa_live_webhook_ticket_is_rendered_by_the_simulator() {
     let ticket = get_json(&simulator, &format!("/api/Tickets/{id}")).await;
     // Every field of the live ticket is in the simulated ticket, with a compatible type.
     assert_record_covers("halo live webhook ticket", live_ticket, &ticket);
-    assert_eq!(ticket["hasbeenclosed"], json!(true), "a closed ticket says so, as the live one does");
+    assert_eq!(
+        ticket["hasbeenclosed"],
+        json!(true),
+        "a closed ticket says so, as the live one does"
+    );
     simulator.shutdown().await;
 }
 
@@ -582,7 +590,10 @@ fn every_fixture_is_parsed_by_a_test_and_has_a_source() {
                 serde_json::from_str::<Value>(&text).is_ok_and(|value| value.is_object() || value.is_array()),
                 "{relative} is not a JSON object or array"
             );
-            assert!(named.contains(&name), "{relative} has no source in SOURCES.md; say where it comes from");
+            assert!(
+                named.contains(&name),
+                "{relative} has no source in SOURCES.md; say where it comes from"
+            );
             assert!(
                 tests.contains(&format!("\"{relative}\"")) || tests.contains(&format!("\"{name}\"")),
                 "{relative} is read by no test under crates/*/tests; add one that checks something real about it"

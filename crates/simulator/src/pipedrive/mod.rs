@@ -317,7 +317,15 @@ fn active_user(ctx: &Ctx, rng: &mut StdRng) -> Value {
 pub const V2_ABSENT_WHEN_EMPTY: &[(Entity, &[&str])] = &[
     (
         Entity::Deal,
-        &["owner_id", "person_id", "org_id", "stage_id", "stage_change_time", "won_time", "lost_time"],
+        &[
+            "owner_id",
+            "person_id",
+            "org_id",
+            "stage_id",
+            "stage_change_time",
+            "won_time",
+            "lost_time",
+        ],
     ),
     (Entity::Person, &["owner_id", "org_id", "picture_id", "notes", "birthday"]),
     (Entity::Organization, &["owner_id"]),
