@@ -450,12 +450,12 @@ retry = {{ max_attempts = 3, base_delay_ms = 10 }}
 """
 
 
-def exercise(connector: str, syncline: Path, work: Path, changes: int) -> list[dict]:
+def exercise(connector: str, syncline: Path, work: Path, changes: int, seed: int) -> list[dict]:
     """Runs the connector against a fresh simulator the ways production does; returns the
     simulator's request log."""
     sim_port, serve_port = free_port(), free_port()
     sim_config = work / "simulator.json"
-    sim_config.write_text(json.dumps({"connector": connector, "seed": 13, "request_log_limit": 200000, "webhooks": {"retry_scale": 0.001}}))
+    sim_config.write_text(json.dumps({"connector": connector, "seed": seed, "request_log_limit": 200000, "webhooks": {"retry_scale": 0.001}}))
     env = {**os.environ, "RUST_LOG": "warn"}
     simulator = Process(
         [str(syncline), "simulate", connector, "--config", str(sim_config), "--port", str(sim_port), "--manual-clock", "--changes-per-second", "0"],
@@ -601,6 +601,7 @@ def main() -> int:
     parser.add_argument("--fixtures-dir", type=Path, default=Path(os.environ.get("SYNCLINE_FIXTURES", SHARED / "fixtures")))
     parser.add_argument("--connector", action="append", choices=["pipedrive", "halopsa"], help="default: both")
     parser.add_argument("--changes", type=int, default=40, help="upstream changes before the incremental run and again for the webhooks")
+    parser.add_argument("--seed", type=int, default=13, help="simulator seed (records, changes)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, request log)")
     args = parser.parse_args()
 
@@ -630,7 +631,7 @@ def main() -> int:
                     return 1
             work = work_root / connector
             work.mkdir()
-            requests = exercise(connector, args.syncline, work, args.changes)
+            requests = exercise(connector, args.syncline, work, args.changes, args.seed)
             (work / "requests.json").write_text(json.dumps(requests))
             violations, used = validate(connector, specs, requests)
             print(f"== {connector}: {len(requests)} requests served, operations used:")
