@@ -91,6 +91,8 @@ pub enum VendorError {
     ServerError(u16),
     /// The simulated outage.
     Outage,
+    /// The API user may not read this record.
+    Forbidden,
 }
 
 /// Renders a vendor error as that vendor does.
@@ -147,6 +149,7 @@ fn pipedrive_error(error: VendorError) -> Response {
             "Internal server error".into(),
         ),
         VendorError::Outage => body(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable".into()),
+        VendorError::Forbidden => body(StatusCode::FORBIDDEN, "You do not have permissions to access this item".into()),
     }
 }
 
@@ -188,6 +191,11 @@ fn zoho_error(error: VendorError) -> Response {
             "SERVICE_UNAVAILABLE",
             "The service is temporarily unavailable.".into(),
         ),
+        VendorError::Forbidden => body(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "You do not have sufficient permission to perform this operation.".into(),
+        ),
     }
 }
 
@@ -216,6 +224,7 @@ fn halo_error(error: VendorError) -> Response {
         )
             .into_response(),
         VendorError::Outage => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response(),
+        VendorError::Forbidden => (StatusCode::FORBIDDEN, Json(json!("You do not have permission to view this record"))).into_response(),
     }
 }
 
