@@ -6,9 +6,11 @@
 //! - `bare`: an axum server whose `POST /webhooks/{source}` reads the body and answers 200, the
 //!   ceiling the webhook server is compared with;
 //! - `wait-ready`: polls a URL until it answers 200 and prints the time since a given instant
-//!   (the spawn of the server), for start-to-ready measurements.
+//!   (the spawn of the server), for start-to-ready measurements;
+//! - `freshness`: webhook-to-row latency with and without a full reconcile (bench/freshness.sh).
 
 mod bare;
+mod freshness;
 mod load;
 mod ready;
 
@@ -33,6 +35,8 @@ enum Command {
     Bare(bare::BareArgs),
     /// Poll a URL until it answers 200; print the milliseconds since --since-unix-ns as JSON.
     WaitReady(ready::WaitReadyArgs),
+    /// Webhook-to-row latency with and without a full reconcile running (bench/freshness.sh).
+    Freshness(freshness::FreshnessArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Bare(args) => bare::run(args).await,
             Command::WaitReady(args) => ready::run(args).await,
+            Command::Freshness(args) => freshness::run(args).await,
         }
     });
     match result {

@@ -56,6 +56,7 @@ pub fn server_options(config: &SynclineConfig, listen: Option<SocketAddr>, no_sc
         worker: WorkerOptions {
             batch_size: section.worker_batch_size,
             max_attempts: section.max_attempts,
+            max_event_skew_ms: i64::try_from(section.max_event_skew_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
             // Only one process can use an SQLite state store, so no other worker holds a lease.
             release_leases_at_start: matches!(config.state.url.parse::<StateConfig>(), Ok(StateConfig::Sqlite { .. })),
             ..WorkerOptions::default()

@@ -127,6 +127,7 @@ pub async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
                 only_entity: args.entity.as_deref(),
                 progress,
                 engine: None,
+                locks: &syncline_connectors::WriteLocks::new(),
             })
             .await,
         );

@@ -118,9 +118,19 @@ pub struct ServerSection {
     #[serde(default = "default_worker_batch_size")]
     pub worker_batch_size: usize,
     /// Attempts before a failing event goes to the dead-letter list (default 8); see
-    /// `syncline inbox list`.
+    /// `syncline inbox list`. Transient trouble (the upstream or the warehouse down, a rate
+    /// limit) counts no attempt.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// How far past its receive time a webhook may date an event, in seconds (default 60);
+    /// later event times are clamped to the receive time plus this, so a skewed or forged
+    /// clock cannot date a delete in the future.
+    #[serde(default = "default_max_event_skew_seconds")]
+    pub max_event_skew_seconds: u64,
+}
+
+fn default_max_event_skew_seconds() -> u64 {
+    60
 }
 
 fn default_true() -> bool {
@@ -143,6 +153,7 @@ impl Default for ServerSection {
             scheduler: true,
             worker_batch_size: default_worker_batch_size(),
             max_attempts: default_max_attempts(),
+            max_event_skew_seconds: default_max_event_skew_seconds(),
         }
     }
 }
@@ -423,6 +434,12 @@ pub struct SourceConfig {
     /// entity that hits it and reports it as failed.
     #[serde(default = "default_request_budget")]
     pub request_budget: u64,
+    /// Most API calls one full reconcile spends listing sub-resources (Zoho Desk threads and
+    /// comments, one listing per ticket); the listing stops there and the next full run resumes
+    /// after the last parent done, so children never use up `request_budget`. Default: a quarter
+    /// of `request_budget`.
+    #[serde(default)]
+    pub child_list_budget: Option<u64>,
     /// Retries of 429, 5xx and timeouts.
     #[serde(default)]
     pub retry: RetryConfig,

@@ -176,6 +176,20 @@ impl HttpEngine {
         self.budget_base.store(self.calls.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// Calls left in the current run's budget.
+    pub fn budget_remaining(&self) -> u64 {
+        let used = self
+            .calls
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.budget_base.load(Ordering::Relaxed));
+        self.budget.saturating_sub(used)
+    }
+
+    /// The request budget of one run.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     fn take_budget(&self) -> Result<(), ConnectorError> {
         let used = self.calls.fetch_add(1, Ordering::Relaxed);
         if used.saturating_sub(self.budget_base.load(Ordering::Relaxed)) >= self.budget {
@@ -343,7 +357,7 @@ impl HttpEngine {
                 Ok(response) => response,
                 Err(error) => {
                     if attempt >= self.retry.max_attempts {
-                        return Err(ConnectorError::Http(format!(
+                        return Err(ConnectorError::Unavailable(format!(
                             "GET {path} failed after {attempt} attempts, last: {}; check base_url and the network",
                             redact(&error.to_string())
                         )));
@@ -376,7 +390,8 @@ impl HttpEngine {
                         "GET {path} answered {status}; check the source's credentials and their permissions"
                     )))
                 }
-                404 if is_detail => return Ok(None),
+                // 410 Gone: the record was deleted (HaloPSA and Zoho Desk answer it for some).
+                404 | 410 if is_detail => return Ok(None),
                 429 => {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     let wait = response
@@ -394,7 +409,7 @@ impl HttpEngine {
                 }
                 500..=599 => {
                     if attempt >= self.retry.max_attempts {
-                        return Err(ConnectorError::Http(format!(
+                        return Err(ConnectorError::Unavailable(format!(
                             "GET {path} answered {status} on all {attempt} attempts; the vendor is failing, try again later"
                         )));
                     }
@@ -404,7 +419,10 @@ impl HttpEngine {
                 _ => {
                     let text = response.text().await.unwrap_or_default();
                     let text: String = text.chars().take(300).collect();
-                    return Err(ConnectorError::Http(format!("GET {path} answered {status}: {}", redact(&text))));
+                    return Err(ConnectorError::Rejected {
+                        status,
+                        message: format!("GET {path} answered {status}: {}", redact(&text)),
+                    });
                 }
             }
         }

@@ -5,6 +5,7 @@
 //!   modified-time fields, terminal-state rules, detail endpoints);
 //! - [`http`]: the HTTP engine (auth, retries, budget, cost accounting);
 //! - [`list`]: one pager per pagination kind;
+//! - [`locks`]: one writer per `(source, entity)`, held for one batch;
 //! - [`pipedrive`]: custom-field names;
 //! - [`reconcile`]: incremental, capped and full reconciliation through the history engine;
 //! - [`webhook`]: webhook verification (HMAC, Basic auth, header token) and payload parsing.
@@ -12,6 +13,7 @@
 pub mod config;
 pub mod http;
 pub mod list;
+pub mod locks;
 pub mod parity;
 pub mod pipedrive;
 pub mod reconcile;
@@ -24,6 +26,7 @@ pub use config::{
     WebhookSection,
 };
 pub use http::{CallStats, HttpEngine};
+pub use locks::WriteLocks;
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};
 pub use spec::{ConnectorKind, EntitySpec, Pagination, SinceFilter};
 pub use webhook::{
@@ -37,6 +40,17 @@ pub enum ConnectorError {
     /// A request failed for good (see the message).
     #[error("{0}")]
     Http(String),
+    /// The upstream failed on every retry (a 5xx, a timeout, a refused connection): transient.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The upstream refused the request with a 4xx other than 401/403/404/410/429.
+    #[error("{message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// What was asked and answered.
+        message: String,
+    },
     /// Authentication failed.
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -63,4 +77,21 @@ pub enum ConnectorError {
     /// A record cannot become history.
     #[error(transparent)]
     Core(#[from] syncline_core::CoreError),
+}
+
+impl ConnectorError {
+    /// True for trouble that says nothing about the records being fetched or written: the
+    /// upstream down or rate limiting, the request budget used up, the warehouse or the state
+    /// store failing (locked, unreachable). Such failures are retried later without counting
+    /// an attempt towards the dead-letter list.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectorError::Unavailable(_)
+            | ConnectorError::RateLimited { .. }
+            | ConnectorError::BudgetExhausted { .. }
+            | ConnectorError::State(_) => true,
+            ConnectorError::Write(error) => !matches!(error, syncline_destinations::WriteError::Core(_)),
+            ConnectorError::Http(_) | ConnectorError::Rejected { .. } | ConnectorError::Auth(_) | ConnectorError::Core(_) => false,
+        }
+    }
 }

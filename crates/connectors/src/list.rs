@@ -115,6 +115,75 @@ pub async fn list_records(
     .await
 }
 
+/// Pages through a list endpoint one page at a time, so a caller can compare and apply each
+/// page as it arrives and keep its memory flat whatever the size of the tenant.
+pub struct Pager<'a> {
+    spec: &'a EntitySpec,
+    path: String,
+    params: Vec<(String, String)>,
+    page_size: usize,
+    cap: Option<usize>,
+    missing_is_empty: bool,
+    position: Option<PagePosition>,
+    listed: usize,
+}
+
+impl<'a> Pager<'a> {
+    /// A pager over one list request.
+    pub fn new(spec: &'a EntitySpec, request: &ListRequest) -> Self {
+        Self::over(spec, &request.path, &request.params, request.page_size, request.cap, false)
+    }
+
+    /// With `missing_is_empty`, a 404 reads as an empty list.
+    fn over(
+        spec: &'a EntitySpec,
+        path: &str,
+        params: &[(String, String)],
+        page_size: usize,
+        cap: Option<usize>,
+        missing_is_empty: bool,
+    ) -> Self {
+        Self {
+            spec,
+            path: path.to_string(),
+            params: params.to_vec(),
+            page_size: page_size.max(1),
+            cap,
+            missing_is_empty,
+            position: Some(PagePosition::first(spec.pagination)),
+            listed: 0,
+        }
+    }
+
+    /// Records listed so far.
+    pub fn listed(&self) -> usize {
+        self.listed
+    }
+
+    /// The next page, `None` after the last one.
+    pub async fn next_page(&mut self, engine: &HttpEngine) -> Result<Option<Vec<Value>>, ConnectorError> {
+        let Some(position) = self.position.take() else {
+            return Ok(None);
+        };
+        let mut query = self.params.clone();
+        query.extend(position.query(self.spec.pagination, &self.page_size.to_string()));
+        let Some(body) = engine.get(&self.path, &query, self.missing_is_empty).await? else {
+            return Ok(None);
+        };
+        let mut page = records_of(&body, self.spec.records_key);
+        let count = page.len();
+        if let Some(cap) = self.cap {
+            page.truncate(cap.saturating_sub(self.listed));
+        }
+        self.listed += page.len();
+        if self.cap.is_some_and(|cap| self.listed >= cap) {
+            return Ok(Some(page));
+        }
+        self.position = position.next(self.spec.pagination, &body, count, self.page_size, self.listed);
+        Ok(Some(page))
+    }
+}
+
 /// The one paging loop behind [`list_records`] and [`list_children`]. With `missing_is_empty`,
 /// a 404 reads as an empty list.
 #[allow(clippy::too_many_arguments)]
@@ -129,29 +198,10 @@ async fn page_through(
     mut on_page: impl FnMut(usize),
 ) -> Result<Vec<Value>, ConnectorError> {
     let mut records: Vec<Value> = Vec::new();
-    let page_size = page_size.max(1);
-    let limit = page_size.to_string();
-    let mut position = PagePosition::first(spec.pagination);
-    loop {
-        let mut query = params.to_vec();
-        query.extend(position.query(spec.pagination, &limit));
-        let Some(body) = engine.get(path, &query, missing_is_empty).await? else {
-            break;
-        };
-        let page = records_of(&body, spec.records_key);
-        let count = page.len();
+    let mut pager = Pager::over(spec, path, params, page_size, cap, missing_is_empty);
+    while let Some(page) = pager.next_page(engine).await? {
         records.extend(page);
         on_page(records.len());
-        if cap.is_some_and(|cap| records.len() >= cap) {
-            break;
-        }
-        match position.next(spec.pagination, &body, count, page_size, records.len()) {
-            Some(next) => position = next,
-            None => break,
-        }
-    }
-    if let Some(cap) = cap {
-        records.truncate(cap);
     }
     Ok(records)
 }

@@ -21,12 +21,14 @@ use syncline_core::{
     flatten_record, format_timestamp, parse_timestamp, row_hash, snake_case_if, CurrentVersion, Millis, NamingOptions, Observation,
     ObservationKind,
 };
-use syncline_destinations::{Destination, HistoryTarget, HistoryWriter, Observed, WriteStats};
+use syncline_destinations::{Destination, HistoryTarget, Observed};
 use syncline_state::StateStore;
 
 use crate::config::{InitialSync, SourceConfig, SynclineConfig};
 use crate::http::{CallStats, HttpEngine};
-use crate::list::{list_children, list_records, ListRequest};
+use crate::list::{list_children, list_records, ListRequest, Pager};
+use crate::locks::WriteLocks;
+use crate::refetch::{write_under_lock, BatchTarget, BatchWritten};
 use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
 use crate::spec::{reconciler_supports, ConnectorKind, EntitySpec, SinceFilter};
 use crate::ConnectorError;
@@ -74,6 +76,16 @@ pub struct EntityReport {
     pub unchanged: usize,
     /// Ids closed as deleted.
     pub deleted: usize,
+    /// Records this run corrected that no webhook had delivered: new, changed or reopened
+    /// records whose change is older than [`HEAL_GRACE_MS`] when listed, and ids closed as
+    /// deleted. The entity's first run (the initial load) heals nothing.
+    pub healed: usize,
+    /// Ids missing from a full listing that were confirmed with a detail GET.
+    pub confirmations: usize,
+    /// Of those, ids the API still returned (rows shifted between offset pages): kept.
+    pub kept_after_confirmation: usize,
+    /// True when a budgeted child listing stopped early; the next full run resumes it.
+    pub resumable: bool,
     /// API calls and cost.
     pub calls: CallStats,
     /// Wall time in milliseconds.
@@ -81,6 +93,22 @@ pub struct EntityReport {
     /// The error, when the entity failed.
     pub error: Option<String>,
 }
+
+impl EntityReport {
+    /// Adds what one history batch did.
+    pub fn add_written(&mut self, written: &BatchWritten) {
+        self.new_versions += written.stats.plan.versions;
+        self.closed += written.stats.plan.closed;
+        self.deleted += written.stats.plan.deleted;
+        self.unchanged += written.stats.plan.unchanged + written.stats.plan.ignored;
+        self.healed += written.healed;
+    }
+}
+
+/// A change older than this (by its modified time) when the reconciler finds it missing from
+/// the warehouse had time to arrive by webhook: writing it counts as healed. Younger changes may
+/// still be on their way through the inbox (the routine race between the two paths).
+pub const HEAL_GRACE_MS: i64 = 120_000;
 
 /// Progress notifications for a terminal display.
 pub trait Progress: Send + Sync {
@@ -311,6 +339,8 @@ pub struct SourceRun<'a> {
     /// The source's HTTP engine when the caller keeps one (the server shares one engine, and so
     /// one OAuth2 token, between the webhook worker and the reconciler); `None` makes one.
     pub engine: Option<Arc<HttpEngine>>,
+    /// The write locks shared with the webhook worker: taken for one batch at a time.
+    pub locks: &'a WriteLocks,
 }
 
 /// Reconciles every selected entity of one source. An entity that fails is reported with its
@@ -386,6 +416,10 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
                 listed = report.listed,
                 new_versions = report.new_versions,
                 deleted = report.deleted,
+                healed = report.healed,
+                confirmations = report.confirmations,
+                kept_after_confirmation = report.kept_after_confirmation,
+                resumable = report.resumable,
                 calls = report.calls.calls,
                 cost = report.calls.cost,
                 "entity synced"
@@ -399,6 +433,243 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
 
 fn cursor_key_value(cursor: Millis) -> String {
     format_timestamp(cursor)
+}
+
+/// What one entity's run works with.
+struct EntityRun<'r, 'a> {
+    run: &'r SourceRun<'a>,
+    engine: &'r HttpEngine,
+    spec: &'r EntitySpec,
+    parent: Option<&'r EntitySpec>,
+    mode: SyncMode,
+    /// `Some(time)`: a correction of a change older than this counts as healed; `None` on the
+    /// entity's first run (the initial load is routine).
+    heal_before: Option<Millis>,
+}
+
+impl EntityRun<'_, '_> {
+    fn target(&self) -> BatchTarget<'_> {
+        BatchTarget {
+            config: self.run.config,
+            source: self.run.source,
+            destination: self.run.destination,
+            state: self.run.state.as_ref(),
+            locks: self.run.locks,
+        }
+    }
+
+    /// Writes observations in batches under the entity's write lock, adding to the report.
+    async fn write(&self, observed: Vec<Observed>, observed_at: Millis, report: &mut EntityReport) -> Result<(), ConnectorError> {
+        let mut observed = observed;
+        while !observed.is_empty() {
+            let rest = observed.split_off(observed.len().min(BATCH_SIZE));
+            let written = write_under_lock(&self.target(), self.spec, observed, observed_at, wall_clock_ms(), self.heal_before).await?;
+            report.add_written(&written);
+            observed = rest;
+        }
+        Ok(())
+    }
+
+    /// Compares one page (or chunk) of listed records with the index and writes what is new or
+    /// newer: full runs and sub-resources write only what the index does not hold at that
+    /// modified time; partial list rows are completed by a detail GET (a row gone or flagged
+    /// deleted by then becomes a delete).
+    async fn apply_listed(
+        &self,
+        names: &mut Option<FieldNames>,
+        records: Vec<Value>,
+        observed_at: Millis,
+        report: &mut EntityReport,
+    ) -> Result<(), ConnectorError> {
+        let spec = self.spec;
+        let state = self.run.state.as_ref();
+        if let Some(current_names) = names.as_mut() {
+            if records.iter().any(|record| !current_names.unknown_keys(record).is_empty()) {
+                *current_names = refresh_field_names(self.engine, state, self.run.source, spec).await?;
+            }
+        }
+        let keyed: Vec<(String, Option<Millis>, Value)> = records
+            .into_iter()
+            .filter_map(|record| {
+                let id = record_id(&record, spec.id_field)?;
+                let modified = record_modified(&record, spec);
+                Some((id, modified, record))
+            })
+            .collect();
+        let keyed = dedupe_latest(keyed);
+        let selected: Vec<(String, Option<Millis>, Value)> = if self.mode == SyncMode::Full || self.parent.is_some() {
+            let ids: Vec<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
+            let index = state.current_versions(self.run.source, spec.name, &ids).await?;
+            let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
+            let wanted: HashSet<usize> = select_changed(&pairs, &index).into_iter().collect();
+            report.unchanged += keyed.len() - wanted.len();
+            keyed
+                .into_iter()
+                .enumerate()
+                .filter(|(position, _)| wanted.contains(position))
+                .map(|(_, item)| item)
+                .collect()
+        } else {
+            keyed
+        };
+        let mut observed: Vec<Observed> = Vec::with_capacity(selected.len());
+        for (id, _, record) in selected {
+            let mut record = if spec.list_is_partial {
+                let mut path = spec.detail_path.replace("{id}", &id);
+                if let Some(parent) = self.parent {
+                    let parent_id = record_id(&record, &parent_id_field(parent)).unwrap_or_default();
+                    path = path.replace("{parent}", &parent_id);
+                }
+                report.fetched += 1;
+                match self.engine.get(&path, &[], true).await? {
+                    Some(body) => body.get("data").cloned().unwrap_or(body),
+                    // Gone between list and detail: the full reconcile confirms and closes it.
+                    None => continue,
+                }
+            } else {
+                record
+            };
+            if spec.is_deleted(&record) {
+                observed.push(delete_at(id, record_modified(&record, spec).unwrap_or(observed_at).min(wall_clock_ms())));
+                continue;
+            }
+            if let Some(names) = names.as_ref() {
+                rename_custom_fields(names, &mut record);
+            }
+            observed.push(observe(spec, record, observed_at)?);
+        }
+        self.write(observed, observed_at, report).await
+    }
+
+    /// The end of a full listing: the ids the index holds as active but the listing did not
+    /// show, compared chunk by chunk. Each is confirmed by a detail GET before it is closed
+    /// (offset pages shift when rows are deleted or inserted while a client pages, so a missing
+    /// row proves nothing): 404/410 or the vendor's deleted flag close it at the listing time;
+    /// a record the API still returns is written as it is.
+    async fn close_missing(&self, seen: &SeenIds, listing_started: Millis, report: &mut EntityReport) -> Result<(), ConnectorError> {
+        let spec = self.spec;
+        let state = self.run.state.as_ref();
+        let mut after: Option<String> = None;
+        loop {
+            let chunk = state
+                .active_ids_page(self.run.source, spec.name, after.as_deref(), CLOSE_CHUNK)
+                .await?;
+            let Some(last) = chunk.last().cloned() else { break };
+            let missing: Vec<String> = chunk.into_iter().filter(|id| !seen.contains(id)).collect();
+            let mut observed: Vec<Observed> = Vec::new();
+            let confirmed_at = wall_clock_ms();
+            for id in missing {
+                let Some(path) = self.detail_path_of(&id).await? else {
+                    continue;
+                };
+                report.fetched += 1;
+                report.confirmations += 1;
+                match self.engine.get(&path, &[], true).await? {
+                    None => observed.push(delete_at(id, listing_started)),
+                    Some(body) => {
+                        let record = body.get("data").filter(|data| data.is_object()).cloned().unwrap_or(body);
+                        if spec.is_deleted(&record) {
+                            observed.push(delete_at(id, listing_started));
+                        } else {
+                            report.kept_after_confirmation += 1;
+                            tracing::debug!(source = self.run.source, entity = spec.name, id, "missing from the listing but alive upstream; kept");
+                            observed.push(observe(spec, record, confirmed_at)?);
+                        }
+                    }
+                }
+            }
+            self.write(observed, confirmed_at, report).await?;
+            after = Some(last);
+        }
+        Ok(())
+    }
+
+    /// The detail path of an id the index holds (a sub-resource's parent from its stored record).
+    async fn detail_path_of(&self, id: &str) -> Result<Option<String>, ConnectorError> {
+        let path = self.spec.detail_path.replace("{id}", id);
+        let Some(parent) = self.parent else {
+            return Ok(Some(path));
+        };
+        let stored = self.run.state.record(self.run.source, self.spec.name, id).await?;
+        let parent_id = stored
+            .and_then(|stored| stored.record)
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|record| record_id(&record, &parent_id_field(parent)));
+        Ok(parent_id.map(|parent_id| path.replace("{parent}", &parent_id)))
+    }
+}
+
+/// Active ids compared per chunk at the end of a full listing.
+const CLOSE_CHUNK: usize = 1_000;
+
+/// The marker holding where a budgeted child listing stopped (the last parent done).
+fn children_marker(entity: &str) -> String {
+    format!("children_after:{entity}")
+}
+
+fn delete_at(id: String, time: Millis) -> Observed {
+    Observed {
+        observation: Observation {
+            id,
+            time,
+            kind: ObservationKind::Delete,
+        },
+        raw: None,
+        terminal: false,
+    }
+}
+
+/// Ids listed in one full run, kept compact (numeric ids as integers), to find the ids the
+/// listing did not show.
+#[derive(Debug, Default)]
+pub struct SeenIds {
+    numeric: HashSet<u64>,
+    other: HashSet<String>,
+}
+
+impl SeenIds {
+    fn compact(id: &str) -> Option<u64> {
+        id.parse::<u64>().ok().filter(|number| number.to_string() == id)
+    }
+
+    /// Remembers an id.
+    pub fn insert(&mut self, id: &str) {
+        match Self::compact(id) {
+            Some(number) => {
+                self.numeric.insert(number);
+            }
+            None => {
+                self.other.insert(id.to_string());
+            }
+        }
+    }
+
+    /// True when the id was listed.
+    pub fn contains(&self, id: &str) -> bool {
+        match Self::compact(id) {
+            Some(number) => self.numeric.contains(&number),
+            None => self.other.contains(id),
+        }
+    }
+
+    /// How many ids were listed.
+    pub fn len(&self) -> usize {
+        self.numeric.len() + self.other.len()
+    }
+
+    /// True when none was.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Orders ids as numbers when both are numeric, else as text (the order of a budgeted child
+/// listing and its resume point).
+pub fn compare_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u128>(), b.parse::<u128>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
 }
 
 async fn sync_entity(
@@ -440,143 +711,154 @@ async fn sync_entity(
     let source = run.source;
     let progress = run.progress;
     let parent = spec.parent.and_then(|parent| source_config.connector.entity(parent));
+    let entity_run = EntityRun {
+        run,
+        engine,
+        spec,
+        parent,
+        mode,
+        heal_before: cursor.map(|_| listing_started - HEAL_GRACE_MS),
+    };
     // The cursor follows the modified times of the listed records, or, for a sub-resource, of
-    // the listed parents (`Some`: children are found through their parents' since-filter).
-    // Deletes from the deleted listing (incremental runs of entities whose API has one).
-    let mut deletes: Vec<Observation> = Vec::new();
-    let (mut records, method, cursor_times) = match parent {
+    // the listed parents.
+    let mut new_cursor = cursor;
+    let mut seen = SeenIds::default();
+    // False when a budgeted child listing stopped early: nothing is closed then.
+    let mut listing_complete = true;
+    match parent {
         None => {
             let (request, method) = list_request(spec, mode, cursor, source_config, page_size);
-            let records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+            report.method = method.to_string();
+            if method == "capped" {
+                let mut records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+                if records.len() > source_config.capped_limit {
+                    // Unpaged lists come whole: keep the newest N.
+                    records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
+                    records.truncate(source_config.capped_limit);
+                }
+                report.listed = records.len();
+                new_cursor = advance_cursor(new_cursor, records.iter().filter_map(|record| record_modified(record, spec)));
+                entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+            } else {
+                // Each page is compared and written as it arrives: memory stays flat.
+                let mut pager = Pager::new(spec, &request);
+                loop {
+                    let page_started = wall_clock_ms();
+                    let Some(page) = pager.next_page(engine).await? else { break };
+                    progress.listed(source, spec.name, pager.listed());
+                    new_cursor = advance_cursor(new_cursor, page.iter().filter_map(|record| record_modified(record, spec)));
+                    if mode == SyncMode::Full {
+                        for record in &page {
+                            if let Some(id) = record_id(record, spec.id_field) {
+                                seen.insert(&id);
+                            }
+                        }
+                    }
+                    entity_run.apply_listed(&mut names, page, page_started, report).await?;
+                }
+                report.listed = pager.listed();
+            }
             if method == "incremental" {
                 if let Some(deleted_request) = deleted_list_request(spec, &request) {
                     let deleted = list_records(engine, spec, &deleted_request, |_| {}).await?;
-                    deletes = delete_observations(spec, &deleted);
+                    let deletes = delete_observations(spec, &deleted);
+                    new_cursor = advance_cursor(new_cursor, deletes.iter().map(|delete| delete.time));
+                    let observed = deletes
+                        .into_iter()
+                        .map(|observation| Observed {
+                            observation,
+                            raw: None,
+                            terminal: false,
+                        })
+                        .collect();
+                    entity_run.write(observed, wall_clock_ms(), report).await?;
                 }
             }
-            (records, method, None)
         }
         Some(parent) => {
             let (request, method) = list_request(parent, mode, cursor, source_config, page_size);
-            let parents = list_records(engine, parent, &request, |_| {}).await?;
-            let times: Vec<Millis> = parents.iter().filter_map(|record| record_modified(record, parent)).collect();
-            let mut parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
-            parent_ids.sort();
-            parent_ids.dedup();
+            report.method = method.to_string();
             let params: Vec<(String, String)> = spec.sort_id.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             let parent_field = parent_id_field(parent);
-            let mut children = Vec::new();
-            for parent_id in &parent_ids {
-                let listed = list_children(engine, spec, parent_id, &params, page_size).await?;
-                children.extend(listed.into_iter().map(|mut child| {
-                    if let Value::Object(fields) = &mut child {
-                        fields
-                            .entry(parent_field.clone())
-                            .or_insert_with(|| Value::String(parent_id.clone()));
+            // A full child listing is budgeted and resumable: it starts after the parent the
+            // last run stopped at.
+            let budget = source_config.child_list_budget.unwrap_or(engine.budget() / 4);
+            let resume_after = if mode == SyncMode::Full {
+                state
+                    .marker(run.source, &children_marker(spec.name))
+                    .await?
+                    .filter(|marker| !marker.is_empty())
+            } else {
+                None
+            };
+            listing_complete = resume_after.is_none();
+            let calls_at_start = engine.stats().calls;
+            let mut stopped_after: Option<String> = None;
+            let mut last_parent: Option<String> = None;
+            let mut pager = Pager::new(parent, &request);
+            'pages: loop {
+                let Some(parents) = pager.next_page(engine).await? else { break };
+                new_cursor = advance_cursor(new_cursor, parents.iter().filter_map(|record| record_modified(record, parent)));
+                let mut parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
+                parent_ids.sort_by(|a, b| compare_ids(a, b));
+                parent_ids.dedup();
+                for parent_id in parent_ids {
+                    if resume_after
+                        .as_deref()
+                        .is_some_and(|marker| compare_ids(&parent_id, marker) != std::cmp::Ordering::Greater)
+                    {
+                        continue;
                     }
-                    child
-                }));
-                progress.listed(source, spec.name, children.len());
+                    if mode == SyncMode::Full && engine.stats().calls.saturating_sub(calls_at_start) >= budget {
+                        stopped_after = last_parent.clone().or_else(|| resume_after.clone()).or(Some(String::new()));
+                        break 'pages;
+                    }
+                    let listed = list_children(engine, spec, &parent_id, &params, page_size).await?;
+                    let children: Vec<Value> = listed
+                        .into_iter()
+                        .map(|mut child| {
+                            if let Value::Object(fields) = &mut child {
+                                fields
+                                    .entry(parent_field.clone())
+                                    .or_insert_with(|| Value::String(parent_id.clone()));
+                            }
+                            child
+                        })
+                        .collect();
+                    report.listed += children.len();
+                    if mode == SyncMode::Full {
+                        for child in &children {
+                            if let Some(id) = record_id(child, spec.id_field) {
+                                seen.insert(&id);
+                            }
+                        }
+                    }
+                    progress.listed(source, spec.name, report.listed);
+                    entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
+                    last_parent = Some(parent_id);
+                }
             }
-            (children, method, Some(times))
-        }
-    };
-    report.method = method.to_string();
-    if method == "capped" && records.len() > source_config.capped_limit {
-        // Unpaged lists come whole: keep the newest N.
-        records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
-        records.truncate(source_config.capped_limit);
-    }
-    report.listed = records.len();
-
-    if let Some(current_names) = names.as_mut() {
-        if records.iter().any(|record| !current_names.unknown_keys(record).is_empty()) {
-            *current_names = refresh_field_names(engine, state, run.source, spec).await?;
-        }
-    }
-    let keyed: Vec<(String, Option<Millis>, Value)> = records
-        .into_iter()
-        .filter_map(|record| {
-            let id = record_id(&record, spec.id_field)?;
-            let modified = record_modified(&record, spec);
-            Some((id, modified, record))
-        })
-        .collect();
-    let keyed = dedupe_latest(keyed);
-    let seen: HashSet<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
-    let delete_times = deletes.iter().map(|delete| delete.time);
-    let new_cursor = match cursor_times {
-        Some(times) => advance_cursor(cursor, times.into_iter().chain(delete_times)),
-        None => advance_cursor(cursor, keyed.iter().filter_map(|(_, modified, _)| *modified).chain(delete_times)),
-    };
-
-    // Full, and sub-resources in any mode (their parents' since-filter returns every child of a
-    // changed parent): write only what the index does not already hold at that modified time.
-    let selected: Vec<(String, Option<Millis>, Value)> = if mode == SyncMode::Full || parent.is_some() {
-        let index = state.all_current_versions(run.source, spec.name).await?;
-        let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
-        let wanted: HashSet<usize> = select_changed(&pairs, &index).into_iter().collect();
-        report.unchanged += keyed.len() - wanted.len();
-        keyed
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| wanted.contains(position))
-            .map(|(_, item)| item)
-            .collect()
-    } else {
-        keyed
-    };
-
-    let target = history_target(run.config, run.source, spec);
-    let mut writer = HistoryWriter::new(run.destination, state, target);
-    let mut totals = WriteStats::default();
-    let observed_at = wall_clock_ms();
-    let mut batch: Vec<Observed> = Vec::with_capacity(BATCH_SIZE.min(selected.len()));
-    for (id, _, record) in selected {
-        let mut record = if spec.list_is_partial {
-            let mut path = spec.detail_path.replace("{id}", &id);
-            if let Some(parent) = parent {
-                let parent_id = record_id(&record, &parent_id_field(parent)).unwrap_or_default();
-                path = path.replace("{parent}", &parent_id);
+            if mode == SyncMode::Full {
+                let now = wall_clock_ms();
+                match &stopped_after {
+                    Some(after) => {
+                        listing_complete = false;
+                        report.resumable = true;
+                        tracing::info!(source, entity = spec.name, after, budget, "child listing reached its budget; the next full run resumes after this parent");
+                        state.set_marker(run.source, &children_marker(spec.name), after, now).await?;
+                    }
+                    None if resume_after.is_some() => {
+                        // The pass that resumed finished: the next one starts from the top.
+                        state.set_marker(run.source, &children_marker(spec.name), "", now).await?;
+                    }
+                    None => {}
+                }
             }
-            report.fetched += 1;
-            match engine.get(&path, &[], true).await? {
-                Some(body) => body.get("data").cloned().unwrap_or(body),
-                // Gone between list and detail: the next full reconcile closes it.
-                None => continue,
-            }
-        } else {
-            record
-        };
-        if let Some(names) = &names {
-            rename_custom_fields(names, &mut record);
-        }
-        batch.push(observe(spec, record, observed_at)?);
-        if batch.len() >= BATCH_SIZE {
-            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
         }
     }
-    // After the upserts: the planner orders each id's observations by time, whatever the batch.
-    for observation in deletes {
-        batch.push(Observed {
-            observation,
-            raw: None,
-            terminal: false,
-        });
-        if batch.len() >= BATCH_SIZE {
-            totals += writer.write(std::mem::take(&mut batch), wall_clock_ms()).await?;
-        }
+    if mode == SyncMode::Full && listing_complete {
+        entity_run.close_missing(&seen, listing_started, report).await?;
     }
-    if !batch.is_empty() {
-        totals += writer.write(batch, wall_clock_ms()).await?;
-    }
-    if mode == SyncMode::Full {
-        totals += writer.close_absent(&seen, listing_started, wall_clock_ms()).await?;
-    }
-    report.new_versions = totals.plan.versions;
-    report.closed = totals.plan.closed;
-    report.deleted = totals.plan.deleted;
-    report.unchanged += totals.plan.unchanged + totals.plan.ignored;
     if let Some(new_cursor) = new_cursor {
         if Some(new_cursor) != cursor {
             state

@@ -1,19 +1,22 @@
 //! The webhook path's apply step: events coalesced per `(entity, id)`, the current record
-//! re-fetched from the API (a payload is never trusted as the state; a delete needs no fetch),
-//! and the batch written through the history engine.
+//! re-fetched from the API (a payload is never trusted as the state, and a delete is confirmed
+//! by the API before it closes anything), and the batch written through the history engine
+//! under the entity's write lock.
 //!
-//! [`coalesce`] is pure; [`apply_entity_events`] is the thin I/O around it.
+//! [`coalesce`], [`clamp_event_time`], [`decide`] and [`reopen_observed_alive`] are pure;
+//! [`apply_entity_events`] and [`write_under_lock`] are the thin I/O around them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
-use syncline_core::{EventAction, Millis, Observation, ObservationKind, WebhookEvent};
+use syncline_core::{CurrentVersion, EventAction, Millis, Observation, ObservationKind, WebhookEvent};
 use syncline_destinations::{Destination, HistoryWriter, Observed, WriteStats};
 use syncline_state::StateStore;
 
 use crate::config::SynclineConfig;
 use crate::http::HttpEngine;
+use crate::locks::WriteLocks;
 use crate::pipedrive::{cached_field_names, refresh_field_names};
 use crate::reconcile::{history_target, observe, parent_id_field, record_id, rename_custom_fields};
 use crate::spec::{ConnectorKind, EntitySpec};
@@ -71,8 +74,73 @@ pub fn coalesce<'a>(events: impl IntoIterator<Item = &'a WebhookEvent>) -> Vec<C
     out
 }
 
+/// Clamps an event time taken from a payload to the time the webhook was received plus the
+/// allowed clock skew: a sender's clock (or a forger) cannot date an event in the future, so a
+/// delete dated in the year 5000 cannot outlive every later observation.
+pub fn clamp_event_time(event_time: Millis, received_at: Millis, max_skew_ms: i64) -> Millis {
+    event_time.min(received_at.saturating_add(max_skew_ms.max(0)))
+}
+
+/// What the detail GET behind one event showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The record as the API returns it now.
+    Alive(Value),
+    /// 404/410, or the record carries its vendor's deleted flag.
+    Gone,
+}
+
+/// What an event becomes once its record was fetched: a delete is closed only when the API
+/// confirms it (404/410 or the deleted flag); a delete the API refutes becomes an upsert of
+/// what it returns. An upsert whose record is gone closes it at `now` (its delete webhook may
+/// have been lost).
+pub fn decide(spec: &EntitySpec, event: &CoalescedEvent, fetched: Fetched, now: Millis) -> Decision {
+    match fetched {
+        Fetched::Alive(record) if !spec.is_deleted(&record) => Decision::Upsert(record),
+        Fetched::Alive(_) | Fetched::Gone => Decision::Delete {
+            time: match event.action {
+                EventAction::Delete => event.event_time.min(now),
+                EventAction::Upsert => now,
+            },
+        },
+    }
+}
+
+/// See [`decide`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Write the record.
+    Upsert(Value),
+    /// Close the record at this time.
+    Delete {
+        /// The delete time.
+        time: Millis,
+    },
+}
+
+/// Upserts of ids the index holds as deleted, observed alive after the delete, reopen the id:
+/// their time moves past the delete to `observed_at` (the planner ignores an upsert not later
+/// than the delete, and an upstream undelete may keep the old modified time). An observation
+/// made before the delete stays as it is, so a stale listing never resurrects a deleted record.
+pub fn reopen_observed_alive(observed: &mut [Observed], current: &HashMap<String, CurrentVersion>, observed_at: Millis) -> usize {
+    let mut reopened = 0;
+    for item in observed {
+        if !matches!(item.observation.kind, ObservationKind::Upsert { .. }) {
+            continue;
+        }
+        let Some(deleted_at) = current.get(&item.observation.id).and_then(|version| version.end) else {
+            continue;
+        };
+        if item.observation.time <= deleted_at && observed_at > deleted_at {
+            item.observation.time = observed_at;
+            reopened += 1;
+        }
+    }
+    reopened
+}
+
 /// What applying one entity's events did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventApplyReport {
     /// Records re-fetched from the API.
     pub fetched: usize,
@@ -81,6 +149,19 @@ pub struct EventApplyReport {
     /// Sub-resource records whose parent is unknown (the reconciler picks them up through the
     /// parent's since-filter).
     pub deferred: usize,
+    /// Delete events the API confirmed (404/410 or the deleted flag).
+    pub confirmed_deletes: usize,
+    /// Delete events the API refuted (the record is alive): applied as upserts.
+    pub refuted_deletes: usize,
+    /// Records closed by a delete and seen alive again: reopened as a new version.
+    pub reopened: usize,
+    /// Records that failed on their own (a 4xx, a 5xx while the rest of the batch was
+    /// fetched, a record that cannot be flattened): `(id, error)`. Retried, in the end
+    /// dead-lettered; the rest of the batch is applied.
+    pub failed: Vec<(String, String)>,
+    /// Records whose fetch hit transient trouble (the upstream down or rate limiting):
+    /// `(id, error)`. Retried later without counting an attempt.
+    pub transient: Vec<(String, String)>,
     /// What the history writer did.
     pub written: WriteStats,
 }
@@ -97,11 +178,97 @@ pub struct EventRun<'a> {
     pub state: &'a dyn StateStore,
     /// The source's HTTP engine.
     pub engine: &'a HttpEngine,
+    /// The write locks shared with the reconciler.
+    pub locks: &'a WriteLocks,
 }
 
-/// Re-fetches the records of one entity's coalesced events and writes them as one history
-/// batch. Errors leave nothing half-applied: the writer commits the destination batch, then the
-/// index, and a retry of the same events plans nothing new.
+/// Where one history batch goes, and the lock that serialises its writers.
+pub struct BatchTarget<'a> {
+    /// The whole configuration.
+    pub config: &'a SynclineConfig,
+    /// Source name.
+    pub source: &'a str,
+    /// The destination.
+    pub destination: &'a dyn Destination,
+    /// The state store.
+    pub state: &'a dyn StateStore,
+    /// The write locks.
+    pub locks: &'a WriteLocks,
+}
+
+/// How many ids of a batch are corrections the webhooks had not delivered: upserts of ids the
+/// index does not hold, holds as deleted, or holds with another content, whose time is before
+/// `changed_before`; and deletes of active ids. Each id counts once.
+pub fn count_corrections(observed: &[Observed], current: &HashMap<String, CurrentVersion>, changed_before: Millis) -> usize {
+    let mut corrected: HashSet<&str> = HashSet::new();
+    for item in observed {
+        let observation = &item.observation;
+        let version = current.get(&observation.id);
+        let correction = match &observation.kind {
+            ObservationKind::Upsert { row_hash, .. } => {
+                observation.time < changed_before
+                    && match version {
+                        None => true,
+                        Some(version) if version.end.is_some() => true,
+                        Some(version) => *row_hash != version.row_hash && observation.time >= version.modified,
+                    }
+            }
+            ObservationKind::Delete => version.is_some_and(|version| version.end.is_none() && observation.time >= version.modified),
+        };
+        if correction {
+            corrected.insert(observation.id.as_str());
+        }
+    }
+    corrected.len()
+}
+
+/// What [`write_under_lock`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchWritten {
+    /// The history writer's counts.
+    pub stats: WriteStats,
+    /// Ids closed by a delete and seen alive again, reopened.
+    pub reopened: usize,
+    /// Corrections (see [`count_corrections`]); 0 unless asked for.
+    pub healed: usize,
+}
+
+/// Plans and writes one batch under the `(source, entity)` write lock: the index is read
+/// under the lock (by the writer, and here for [`reopen_observed_alive`] and
+/// [`count_corrections`]), so a concurrent webhook batch and reconcile page never plan against
+/// a stale current version. `heal_before`: count corrections of changes older than this.
+pub async fn write_under_lock(
+    target: &BatchTarget<'_>,
+    spec: &EntitySpec,
+    mut observed: Vec<Observed>,
+    observed_at: Millis,
+    synced_at: Millis,
+    heal_before: Option<Millis>,
+) -> Result<BatchWritten, ConnectorError> {
+    if observed.is_empty() {
+        return Ok(BatchWritten::default());
+    }
+    let _writing = target.locks.lock(target.source, spec.name).await;
+    let mut ids: Vec<String> = observed.iter().map(|item| item.observation.id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let current = target.state.current_versions(target.source, spec.name, &ids).await?;
+    drop(ids);
+    let reopened = reopen_observed_alive(&mut observed, &current, observed_at);
+    let healed = heal_before.map_or(0, |before| count_corrections(&observed, &current, before));
+    drop(current);
+    let history = history_target(target.config, target.source, spec);
+    let mut writer = HistoryWriter::new(target.destination, target.state, history);
+    let stats = writer.write(observed, synced_at).await?;
+    Ok(BatchWritten { stats, reopened, healed })
+}
+
+/// Re-fetches the records of one entity's coalesced events (deletes included: a delete is
+/// confirmed by the API before it closes a record) and writes them as one history batch under
+/// the entity's write lock. A record that fails on its own is reported in
+/// [`EventApplyReport::failed`] and the rest is written; `Err` means nothing was written (the
+/// warehouse or the state store failed, or the source is not configured). A retry of the same
+/// events plans nothing new.
 pub async fn apply_entity_events(
     run: &EventRun<'_>,
     entity: &str,
@@ -123,72 +290,136 @@ pub async fn apply_entity_events(
         ))
     })?;
     let mut report = EventApplyReport::default();
-    let mut observed: Vec<Observed> = Vec::with_capacity(events.len());
-    let mut to_fetch: Vec<(String, String)> = Vec::new();
-    for event in events {
-        match event.action {
-            EventAction::Delete => observed.push(Observed {
+    let mut to_fetch: Vec<(usize, String)> = Vec::new();
+    for (position, event) in events.iter().enumerate() {
+        match detail_path(run, spec, connector, event).await? {
+            Some(path) => to_fetch.push((position, path)),
+            // A delete of a sub-resource whose parent nobody knows: the index does not hold it
+            // either, so there is nothing to close.
+            None => report.deferred += 1,
+        }
+    }
+
+    let engine = run.engine;
+    let fetched: Vec<(usize, Result<Option<Value>, ConnectorError>)> = stream::iter(to_fetch)
+        .map(move |(position, path): (usize, String)| async move {
+            let body = engine.get(&path, &[], true).await;
+            (position, body)
+        })
+        .buffer_unordered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let fetched: Vec<(&CoalescedEvent, Result<Option<Value>, ConnectorError>)> =
+        fetched.into_iter().map(|(position, body)| (&events[position], body)).collect();
+    // A 5xx after every retry is the record's own trouble when the API answered for others in
+    // the same batch, and an outage (transient) when it answered for none.
+    let upstream_answered = fetched.iter().any(|(_, body)| body.is_ok());
+    let mut decisions: Vec<(&CoalescedEvent, Decision)> = Vec::with_capacity(fetched.len());
+    for (event, body) in fetched {
+        report.fetched += 1;
+        let fetched = match body {
+            Ok(Some(body)) => Fetched::Alive(unwrap_detail(body)),
+            Ok(None) => Fetched::Gone,
+            Err(error) => {
+                let outage = matches!(error, ConnectorError::Unavailable(_)) && !upstream_answered;
+                let entry = (event.id.clone(), error.to_string());
+                if outage || matches!(error, ConnectorError::RateLimited { .. } | ConnectorError::BudgetExhausted { .. }) {
+                    report.transient.push(entry);
+                } else {
+                    tracing::warn!(source = run.source, entity, id = %event.id, %error, "record fetch failed; retried on its own");
+                    report.failed.push(entry);
+                }
+                continue;
+            }
+        };
+        let decision = decide(spec, event, fetched, now);
+        match (event.action, &decision) {
+            (EventAction::Delete, Decision::Delete { .. }) => report.confirmed_deletes += 1,
+            (EventAction::Delete, Decision::Upsert(_)) => {
+                report.refuted_deletes += 1;
+                tracing::info!(source = run.source, entity, id = %event.id, "delete webhook refuted by the api (the record is alive); applied as an update");
+            }
+            (EventAction::Upsert, Decision::Delete { .. }) => report.vanished += 1,
+            (EventAction::Upsert, Decision::Upsert(_)) => {}
+        }
+        decisions.push((event, decision));
+    }
+    let has_records = decisions.iter().any(|(_, decision)| matches!(decision, Decision::Upsert(_)));
+    let names = if connector == ConnectorKind::Pipedrive && spec.fields_path.is_some() && has_records {
+        let mut names = cached_field_names(run.engine, run.state, run.source, spec).await?;
+        let unknown = decisions.iter().any(|(_, decision)| match decision {
+            Decision::Upsert(record) => !names.unknown_keys(record).is_empty(),
+            Decision::Delete { .. } => false,
+        });
+        if unknown {
+            names = refresh_field_names(run.engine, run.state, run.source, spec).await?;
+        }
+        Some(names)
+    } else {
+        None
+    };
+    let mut observed: Vec<Observed> = Vec::with_capacity(decisions.len());
+    for (event, decision) in decisions {
+        match decision {
+            Decision::Delete { time } => observed.push(Observed {
                 observation: Observation {
                     id: event.id.clone(),
-                    time: event.event_time,
+                    time,
                     kind: ObservationKind::Delete,
                 },
                 raw: None,
                 terminal: false,
             }),
-            EventAction::Upsert => match detail_path(run, spec, connector, event).await? {
-                Some(path) => to_fetch.push((event.id.clone(), path)),
-                None => report.deferred += 1,
-            },
-        }
-    }
-
-    let fetched: Vec<(String, Result<Option<Value>, ConnectorError>)> = stream::iter(to_fetch)
-        .map(|(id, path)| async move {
-            let body = run.engine.get(&path, &[], true).await;
-            (id, body)
-        })
-        .buffer_unordered(FETCH_CONCURRENCY)
-        .collect()
-        .await;
-    let mut records: Vec<Value> = Vec::with_capacity(fetched.len());
-    for (id, body) in fetched {
-        report.fetched += 1;
-        match body? {
-            Some(body) => records.push(unwrap_detail(body)),
-            None => {
-                // Gone upstream (its delete webhook may have been lost): close it now.
-                report.vanished += 1;
-                observed.push(Observed {
-                    observation: Observation {
-                        id,
-                        time: now,
-                        kind: ObservationKind::Delete,
-                    },
-                    raw: None,
-                    terminal: false,
-                });
+            Decision::Upsert(mut record) => {
+                if let Some(names) = &names {
+                    rename_custom_fields(names, &mut record);
+                }
+                match observe(spec, record, now) {
+                    Ok(item) => observed.push(item),
+                    Err(error) => {
+                        tracing::warn!(source = run.source, entity, id = %event.id, %error, "record cannot become history; retried on its own");
+                        report.failed.push((event.id.clone(), error.to_string()));
+                    }
+                }
             }
         }
     }
-    if connector == ConnectorKind::Pipedrive && spec.fields_path.is_some() && !records.is_empty() {
-        let mut names = cached_field_names(run.engine, run.state, run.source, spec).await?;
-        if records.iter().any(|record| !names.unknown_keys(record).is_empty()) {
-            names = refresh_field_names(run.engine, run.state, run.source, spec).await?;
+    let target = BatchTarget {
+        config: run.config,
+        source: run.source,
+        destination: run.destination,
+        state: run.state,
+        locks: run.locks,
+    };
+    match write_under_lock(&target, spec, observed.clone(), now, now, None).await {
+        Ok(written) => {
+            report.written = written.stats;
+            report.reopened = written.reopened;
         }
-        for record in &mut records {
-            rename_custom_fields(&names, record);
+        Err(error) if error.is_transient() || observed.len() < 2 => {
+            if observed.len() == 1 && !error.is_transient() {
+                report.failed.push((observed[0].observation.id.clone(), error.to_string()));
+                return Ok(report);
+            }
+            return Err(error);
+        }
+        Err(error) => {
+            // Something in the batch cannot be written: write record by record, so only the
+            // culprit fails.
+            tracing::warn!(source = run.source, entity, %error, "batch cannot be written; writing its records one by one");
+            for item in observed {
+                let id = item.observation.id.clone();
+                match write_under_lock(&target, spec, vec![item], now, now, None).await {
+                    Ok(written) => {
+                        report.written += written.stats;
+                        report.reopened += written.reopened;
+                    }
+                    Err(error) if error.is_transient() => return Err(error),
+                    Err(error) => report.failed.push((id, error.to_string())),
+                }
+            }
         }
     }
-    for record in records {
-        observed.push(observe(spec, record, now)?);
-    }
-    if observed.is_empty() {
-        return Ok(report);
-    }
-    let target = history_target(run.config, run.source, spec);
-    let mut writer = HistoryWriter::new(run.destination, run.state, target);
-    report.written = writer.write(observed, now).await?;
     Ok(report)
 }
 

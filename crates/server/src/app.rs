@@ -225,7 +225,9 @@ async fn sync(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(query)
                             "new_versions": report.new_versions,
                             "deleted": report.deleted,
                             "unchanged": report.unchanged,
+                            "healed": report.healed,
                             "api_calls": report.calls.calls,
+                            "api_cost": report.calls.cost,
                             "elapsed_ms": report.elapsed_ms,
                             "error": report.error,
                         })
@@ -269,11 +271,13 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         .await
         .map(|_| ())
         .map_err(|error| error.to_string());
-    let ready = state.is_ok() && destination.is_ok();
+    let worker = app.sources.worker_health.is_up();
+    let ready = state.is_ok() && destination.is_ok() && worker;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "state_store": state.err().unwrap_or_else(|| "ok".into()),
         "destination": destination.err().unwrap_or_else(|| "ok".into()),
+        "worker": if worker { "ok" } else { "down: the inbox worker is restarting after a panic" },
     });
     (status, Json(body)).into_response()
 }

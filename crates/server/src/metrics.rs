@@ -79,7 +79,12 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "syncline_reconciler_healed_records_total",
         "counter",
-        "Records the reconciler changed in the warehouse: the webhooks that were missed.",
+        "Records the reconciler corrected that no webhook had delivered (new or changed records whose change is older than the inbox's last event for them, vanished ids, missed deletes), per source and entity.",
+    ),
+    (
+        "syncline_worker_restarts_total",
+        "counter",
+        "Inbox worker restarts after a panic, by part (worker: the claim loop; lane: one source's batch).",
     ),
     (
         "syncline_reconcile_runs_total",

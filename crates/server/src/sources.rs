@@ -1,19 +1,21 @@
 //! The configured sources as the server runs them: one HTTP engine per source (one OAuth2 token,
-//! shared by the webhook worker and the reconciler) and two locks per source: a write lock, so a
-//! reconcile and a webhook batch of the same source never write at the same time, and a
-//! reconcile lock, so only one reconcile of a source runs at once. The locks are in-process: run
-//! one writing replica per state store (see docs/scaling-out.md).
+//! shared by the webhook worker and the reconciler), one write lock per `(source, entity)` held
+//! around the plan and write of one batch (so a reconcile and a webhook batch never plan against
+//! each other's stale index, and webhooks keep flowing while a reconcile runs), and one
+//! reconcile lock per source, so only one reconcile of a source runs at once. The locks are
+//! in-process: run one writing replica per state store (see docs/scaling-out.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use syncline_connectors::reconcile::{sync_source, EntityReport, NoProgress, SourceRun, SyncMode};
-use syncline_connectors::{HttpEngine, SynclineConfig};
+use syncline_connectors::{HttpEngine, SynclineConfig, WriteLocks};
 use syncline_destinations::Destination;
 use syncline_state::StateStore;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::Mutex;
 
 use crate::metrics::Metrics;
+use crate::worker::WorkerHealth;
 use crate::ServerError;
 
 /// The sources of one server.
@@ -26,8 +28,11 @@ pub struct Sources {
     pub destination: Arc<dyn Destination>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// One writer per `(source, entity)`, shared by the webhook worker and the reconciler.
+    pub write_locks: WriteLocks,
+    /// Whether the inbox worker runs (for `/readyz`).
+    pub worker_health: Arc<WorkerHealth>,
     engines: HashMap<String, Arc<HttpEngine>>,
-    write_locks: HashMap<String, Arc<Mutex<()>>>,
     reconcile_locks: HashMap<String, Arc<Mutex<()>>>,
 }
 
@@ -44,12 +49,10 @@ impl Sources {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let mut engines = HashMap::new();
-        let mut write_locks = HashMap::new();
         let mut reconcile_locks = HashMap::new();
         for (name, source) in &config.sources {
             let engine = HttpEngine::new(name, source, Arc::clone(&state)).map_err(ServerError::Connector)?;
             engines.insert(name.clone(), Arc::new(engine));
-            write_locks.insert(name.clone(), Arc::new(Mutex::new(())));
             reconcile_locks.insert(name.clone(), Arc::new(Mutex::new(())));
         }
         Ok(Self {
@@ -57,8 +60,9 @@ impl Sources {
             state,
             destination,
             metrics,
+            write_locks: WriteLocks::new(),
+            worker_health: Arc::new(WorkerHealth::default()),
             engines,
-            write_locks,
             reconcile_locks,
         })
     }
@@ -68,22 +72,22 @@ impl Sources {
         self.engines.get(source)
     }
 
-    /// Waits for the source's write lock (the webhook worker does; its events wait safely in
-    /// the inbox while a reconcile writes).
-    pub async fn lock(&self, source: &str) -> Option<OwnedMutexGuard<()>> {
-        Some(Arc::clone(self.write_locks.get(source)?).lock_owned().await)
+    /// True while a reconcile of the source runs.
+    pub fn reconciling(&self, source: &str) -> bool {
+        self.reconcile_locks
+            .get(source)
+            .is_some_and(|lock| lock.try_lock().is_err())
     }
 
-    /// Runs one reconcile of a source unless one is running already (a webhook batch in flight
-    /// is waited for). Every entity is reported, failed ones with their error; metrics follow
-    /// the reports.
+    /// Runs one reconcile of a source unless one is running already. Webhook batches keep being
+    /// applied meanwhile: the reconciler takes an entity's write lock for one batch at a time.
+    /// Every entity is reported, failed ones with their error; metrics follow the reports.
     pub async fn reconcile(&self, source: &str, mode: SyncMode) -> Result<Vec<EntityReport>, Busy> {
         let lock = self.reconcile_locks.get(source).ok_or(Busy)?;
         let Ok(_running) = Arc::clone(lock).try_lock_owned() else {
             tracing::info!(source, mode = mode.name(), "a reconcile of this source is running; skipped");
             return Err(Busy);
         };
-        let _writing = self.lock(source).await;
         tracing::info!(source, mode = mode.name(), "reconcile started");
         let reports = sync_source(SourceRun {
             config: &self.config,
@@ -94,6 +98,7 @@ impl Sources {
             only_entity: None,
             progress: &NoProgress,
             engine: self.engines.get(source).cloned(),
+            locks: &self.write_locks,
         })
         .await;
         if let Err(error) = self.destination.release().await {
@@ -103,8 +108,9 @@ impl Sources {
         let failed = reports.iter().any(|report| report.error.is_some());
         for report in &reports {
             let pairs = [("source", source), ("entity", report.entity.as_str())];
-            let healed = report.new_versions + report.deleted;
-            self.metrics.add("syncline_reconciler_healed_records_total", &pairs, healed as f64);
+            // What no webhook had delivered, apart from the versions a routine run writes.
+            self.metrics
+                .add("syncline_reconciler_healed_records_total", &pairs, report.healed as f64);
             self.metrics
                 .add("syncline_versions_written_total", &pairs, report.new_versions as f64);
             if report.error.is_none() {

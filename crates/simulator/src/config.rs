@@ -402,6 +402,18 @@ pub struct FaultConfig {
     pub insert_while_paging_rate: f64,
     /// How many records such an insertion creates.
     pub insert_while_paging_count: usize,
+    /// A request for a second or later page first deletes random live records (offset pages
+    /// shift back: a client that pages on skips rows).
+    pub delete_while_paging_rate: f64,
+    /// How many records such a deletion removes.
+    pub delete_while_paging_count: usize,
+    /// A request for a second or later page first updates random live records.
+    pub update_while_paging_rate: f64,
+    /// How many records such an update changes.
+    pub update_while_paging_count: usize,
+    /// Every list page is answered after this many real milliseconds (detail GETs at once): a
+    /// slow listing, as a large tenant's full reconcile sees it.
+    pub list_page_delay_ms: u64,
     /// An access token is treated as expired (and stays expired) before its lifetime ends.
     pub token_expiry_rate: f64,
     /// Eventual consistency: a change reaches since-filter results only this many virtual
@@ -420,6 +432,8 @@ impl FaultConfig {
             ("server_error_rate", self.server_error_rate),
             ("slow_response_rate", self.slow_response_rate),
             ("insert_while_paging_rate", self.insert_while_paging_rate),
+            ("delete_while_paging_rate", self.delete_while_paging_rate),
+            ("update_while_paging_rate", self.update_while_paging_rate),
             ("token_expiry_rate", self.token_expiry_rate),
         ];
         for (name, rate) in rates {

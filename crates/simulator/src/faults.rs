@@ -53,12 +53,18 @@ pub struct RequestFate {
 #[derive(Debug, Clone)]
 pub struct FaultDecider {
     rng: StdRng,
+    /// Deletes and updates while paging draw from their own stream, so turning them on does not
+    /// move the other decisions.
+    mutations: StdRng,
 }
 
 impl FaultDecider {
     /// A decider seeded from the simulator seed.
     pub fn new(seed: u64) -> Self {
-        Self { rng: stream(seed, 3) }
+        Self {
+            rng: stream(seed, 3),
+            mutations: stream(seed, 9),
+        }
     }
 
     fn roll(&mut self, rate: f64) -> bool {
@@ -105,6 +111,17 @@ impl FaultDecider {
     /// Whether a valid access token expires early at this check.
     pub fn token_expires_early(&mut self, faults: &FaultConfig) -> bool {
         self.roll(faults.token_expiry_rate)
+    }
+
+    /// Whether records get deleted, and whether records get updated, before serving this
+    /// later page (two draws, whatever the rates).
+    pub fn mutate_while_paging(&mut self, faults: &FaultConfig) -> (bool, bool) {
+        let delete: f64 = self.mutations.random();
+        let update: f64 = self.mutations.random();
+        (
+            delete < faults.delete_while_paging_rate,
+            update < faults.update_while_paging_rate,
+        )
     }
 
     /// Whether records get inserted before serving this later page.
@@ -163,6 +180,7 @@ mod tests {
         let quiet = FaultConfig::default();
         let mut decider = FaultDecider::new(1);
         for _ in 0..1000 {
+            assert_eq!(decider.mutate_while_paging(&quiet), (false, false));
             assert_eq!(decider.webhook(&quiet), WebhookFate::default());
             assert_eq!(decider.request(&quiet), RequestFate::default());
             assert!(!decider.token_expires_early(&quiet));

@@ -96,6 +96,8 @@ pub enum VendorError {
     ServerError(u16),
     /// The simulated outage.
     Outage,
+    /// The API user may not read this record.
+    Forbidden,
 }
 
 /// Renders a vendor error as that vendor does.
@@ -152,6 +154,7 @@ fn pipedrive_error(error: VendorError) -> Response {
             "Internal server error".into(),
         ),
         VendorError::Outage => body(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable".into()),
+        VendorError::Forbidden => body(StatusCode::FORBIDDEN, "You do not have permissions to access this item".into()),
     }
 }
 
@@ -193,6 +196,11 @@ fn zoho_error(error: VendorError) -> Response {
             "SERVICE_UNAVAILABLE",
             "The service is temporarily unavailable.".into(),
         ),
+        VendorError::Forbidden => body(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "You do not have sufficient permission to perform this operation.".into(),
+        ),
     }
 }
 
@@ -221,6 +229,7 @@ fn halo_error(error: VendorError) -> Response {
         )
             .into_response(),
         VendorError::Outage => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response(),
+        VendorError::Forbidden => (StatusCode::FORBIDDEN, Json(json!("You do not have permission to view this record"))).into_response(),
     }
 }
 

@@ -63,6 +63,10 @@ pub struct ApiStats {
     pub unauthorized: u64,
     /// Records inserted while a client paged.
     pub inserted_while_paging: u64,
+    /// Records deleted by the delete-while-paging fault.
+    pub deleted_while_paging: u64,
+    /// Records updated by the update-while-paging fault.
+    pub updated_while_paging: u64,
 }
 
 /// Everything `stats()` and `/_sim/stats` report.
@@ -220,9 +224,21 @@ impl Shared {
         Ok(events)
     }
 
-    /// Fault injection for a later page: maybe insert records first (and emit their webhooks).
+    /// Fault injection for a later page: maybe insert, delete or update records first (and
+    /// emit their webhooks), as other users do while a client pages.
     pub fn maybe_insert_while_paging(&self, world: &mut World, entity: Entity) {
         let faults = world.ctx.config.faults.clone();
+        let (delete, update) = world.faults.mutate_while_paging(&faults);
+        if delete {
+            let events = world.mutate_while_paging(entity, faults.delete_while_paging_count.max(1), true);
+            self.api().deleted_while_paging += events.len() as u64;
+            self.emit(world, &events);
+        }
+        if update {
+            let events = world.mutate_while_paging(entity, faults.update_while_paging_count.max(1), false);
+            self.api().updated_while_paging += events.len() as u64;
+            self.emit(world, &events);
+        }
         if !world.faults.insert_while_paging(&faults) {
             return;
         }
@@ -404,6 +420,12 @@ async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
     };
     if outage {
         return refuse(VendorError::Outage);
+    }
+    if faults.list_page_delay_ms > 0 && !path.ends_with("{id}") {
+        tokio::time::sleep(Duration::from_millis(faults.list_page_delay_ms)).await;
+    }
+    if shared.world().forbidden_paths.contains(request.uri().path()) {
+        return refuse(VendorError::Forbidden);
     }
     if fate.slow {
         shared.api().slow += 1;
@@ -862,6 +884,17 @@ impl SimulatorHandle {
         }
         self.shared.webhooks.set_target(url);
         Ok(())
+    }
+
+    /// Makes the API answer 403 to GETs of this request path (`/api/v2/deals/17`): a record the
+    /// API user may not read. `false` lifts it.
+    pub fn set_forbidden(&self, path: &str, forbidden: bool) {
+        let mut world = self.shared.world();
+        if forbidden {
+            world.forbidden_paths.insert(path.to_string());
+        } else {
+            world.forbidden_paths.remove(path);
+        }
     }
 
     /// Starts or ends an outage: every API call answers 503 meanwhile.

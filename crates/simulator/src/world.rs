@@ -222,6 +222,10 @@ pub struct World {
     pub tokens: TokenStore,
     /// Whether an outage is on (every API call answers 503).
     pub outage: bool,
+    /// Random stream choosing the records deleted or updated while a client pages.
+    pub mutation_rng: StdRng,
+    /// Request paths answered 403 (records the API user may not read).
+    pub forbidden_paths: std::collections::HashSet<String>,
 }
 
 impl World {
@@ -272,6 +276,8 @@ impl World {
             faults: FaultDecider::new(config.seed),
             tokens,
             outage: false,
+            mutation_rng: stream(config.seed, 10),
+            forbidden_paths: std::collections::HashSet::new(),
         })
     }
 
@@ -306,6 +312,31 @@ impl World {
         for _ in 0..count {
             if let Ok(created) = apply_change(&mut self.ctx, &mut self.paging_rng, &ChangeRequest::Create { entity }) {
                 events.extend(created);
+            }
+        }
+        events
+    }
+}
+
+impl World {
+    /// Deletes (`delete`) or updates `count` random live records of `entity` (records changed
+    /// by other users while a client pages).
+    pub fn mutate_while_paging(&mut self, entity: Entity, count: usize, delete: bool) -> Vec<ChangeEvent> {
+        use rand::Rng;
+        let mut events = Vec::new();
+        for _ in 0..count {
+            let live = self.ctx.store.live_ids(entity);
+            if live.is_empty() {
+                break;
+            }
+            let id = live[self.mutation_rng.random_range(0..live.len())];
+            let request = if delete {
+                ChangeRequest::Delete { entity, id }
+            } else {
+                ChangeRequest::Update { entity, id }
+            };
+            if let Ok(changed) = apply_change(&mut self.ctx, &mut self.mutation_rng, &request) {
+                events.extend(changed);
             }
         }
         events

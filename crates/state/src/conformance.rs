@@ -33,11 +33,13 @@ pub async fn run(store: &dyn StateStore) {
     lookups_are_scoped_by_source_and_entity(store).await;
     large_lookups_match_small_ones(store).await;
     deletes_keep_the_last_record(store).await;
+    active_ids_come_in_ordered_pages(store).await;
     cursors_round_trip(store).await;
     tokens_and_markers_round_trip(store).await;
     inbox_appends_absorb_duplicates(store).await;
     inbox_claims_oldest_first_under_a_lease(store).await;
     inbox_failures_back_off_then_go_dead(store).await;
+    inbox_deferrals_spend_no_attempts(store).await;
     inbox_dead_letters_retry_and_drop(store).await;
     inbox_stats_and_prune(store).await;
     inbox_concurrent_appends_store_each_event_once(store).await;
@@ -118,6 +120,26 @@ async fn deletes_keep_the_last_record(store: &dyn StateStore) {
     let record = store.record("conf", "ticket", "t").await.expect("record").expect("tombstone kept");
     assert_eq!(record.version.end, Some(9), "a deleted id keeps its tombstone");
     assert_eq!(record.record.as_deref(), Some(r#"{"id":"t"}"#), "a delete keeps the last record");
+}
+
+async fn active_ids_come_in_ordered_pages(store: &dyn StateStore) {
+    let entries: Vec<IndexWrite> = ["b", "a", "d", "c", "e"]
+        .into_iter()
+        .map(|id| write(id, version(10, None, "h"), None))
+        .chain([write("cc", version(10, Some(20), "h"), None)])
+        .collect();
+    store.write_index("paged", "deal", entries, 1).await.expect("write");
+    store
+        .write_index("paged", "person", vec![write("a0", version(1, None, "h"), None)], 1)
+        .await
+        .expect("write");
+    let first = store.active_ids_page("paged", "deal", None, 2).await.expect("page");
+    assert_eq!(first, ["a", "b"]);
+    let second = store.active_ids_page("paged", "deal", Some("b"), 2).await.expect("page");
+    assert_eq!(second, ["c", "d"], "deleted ids are not listed");
+    let last = store.active_ids_page("paged", "deal", Some("d"), 2).await.expect("page");
+    assert_eq!(last, ["e"]);
+    assert!(store.active_ids_page("paged", "deal", Some("e"), 2).await.expect("page").is_empty());
 }
 
 async fn cursors_round_trip(store: &dyn StateStore) {
@@ -354,6 +376,44 @@ async fn inbox_failures_back_off_then_go_dead(store: &dyn StateStore) {
     let claimed = store.inbox_claim(10, now, 60_000).await.expect("claim");
     assert_eq!(store.inbox_fail(&seqs_of(&claimed), "no", now, 0).await.expect("fail"), 1);
     assert_eq!(store.inbox_fail(&[], "no", now, 0).await.expect("fail"), 0);
+    empty_inbox(store).await;
+}
+
+async fn inbox_deferrals_spend_no_attempts(store: &dyn StateStore) {
+    empty_inbox(store).await;
+    store
+        .inbox_append(&[event("deal", "d", EventAction::Upsert, 1, "d1")], 1)
+        .await
+        .expect("append");
+    let mut now = 10_000;
+    // Many more deferrals than max_attempts: an outage never dead-letters an event.
+    for round in 0..6 {
+        let claimed = store.inbox_claim(10, now, 60_000).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "round {round}: the deferred event is due again");
+        assert_eq!(claimed[0].attempts, 0, "a deferral counts no attempt");
+        let deferred = store
+            .inbox_defer(&seqs_of(&claimed), "warehouse locked", now + 5_000)
+            .await
+            .expect("defer");
+        assert_eq!(deferred, 1);
+        assert!(
+            store.inbox_claim(10, now + 4_999, 60_000).await.expect("claim").is_empty(),
+            "not due before the deferral ends (the lease is released)"
+        );
+        now += 5_000;
+    }
+    let claimed = store.inbox_claim(10, now, 60_000).await.expect("claim");
+    assert_eq!(claimed[0].last_error.as_deref(), Some("warehouse locked"));
+    assert_eq!(store.inbox_fail(&seqs_of(&claimed), "bad", now, 2).await.expect("fail"), 0);
+    assert_eq!(store.inbox_defer(&[], "x", now).await.expect("defer"), 0);
+    let claimed = store.inbox_claim(10, now + 60_000, 60_000).await.expect("claim");
+    assert_eq!(claimed[0].attempts, 1, "only the real failure counted");
+    store.inbox_done(&seqs_of(&claimed), now).await.expect("done");
+    assert_eq!(
+        store.inbox_defer(&seqs_of(&claimed), "late", now).await.expect("defer"),
+        0,
+        "a done event is not put back"
+    );
     empty_inbox(store).await;
 }
 

@@ -133,6 +133,11 @@ pub trait StateStore: Send + Sync {
     /// reconcile).
     async fn all_current_versions(&self, source: &str, entity: &str) -> Result<HashMap<String, CurrentVersion>, StateError>;
 
+    /// Up to `limit` ids of the entity that are active in the index (not deleted), in
+    /// ascending text order, after `after` (exclusive) when given: a full reconcile compares
+    /// them with the listing chunk by chunk, so its memory does not grow with the tenant.
+    async fn active_ids_page(&self, source: &str, entity: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError>;
+
     /// Writes index entries atomically. Call it only after the destination committed the batch
     /// these entries describe.
     async fn write_index(&self, source: &str, entity: &str, entries: Vec<IndexWrite>, written_at: Millis) -> Result<(), StateError>;
@@ -187,6 +192,13 @@ pub trait StateStore: Send + Sync {
     /// that reaches `max_attempts` (at least 1) moves to the dead-letter list instead. Returns
     /// how many events moved to the dead-letter list.
     async fn inbox_fail(&self, seqs: &[i64], error: &str, now: Millis, max_attempts: u32) -> Result<usize, StateError>;
+
+    /// Puts pending events back for a later attempt without counting one: releases the lease,
+    /// keeps `error` as the last error and makes the events due at `due_at`. For transient
+    /// trouble (the upstream or the warehouse down, a rate limit) that says nothing about the
+    /// events themselves, so an outage never moves them to the dead-letter list. Seqs that are
+    /// not pending are ignored. Returns how many events were put back.
+    async fn inbox_defer(&self, seqs: &[i64], error: &str, due_at: Millis) -> Result<usize, StateError>;
 
     /// Depth and age of the inbox at `now`.
     async fn inbox_stats(&self, now: Millis) -> Result<InboxStats, StateError>;

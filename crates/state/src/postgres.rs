@@ -400,6 +400,21 @@ impl StateStore for PostgresStateStore {
         Ok(rows.iter().map(|row| (row.get(0), version_from_row(row, 1))).collect())
     }
 
+    async fn active_ids_page(&self, source: &str, entity: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // COLLATE "C": byte order, the order SQLite and the reconciler's comparison use.
+        let rows = client
+            .query(
+                r#"SELECT id FROM current_records
+                   WHERE source = $1 AND entity = $2 AND deleted_at IS NULL AND ($3::text IS NULL OR id COLLATE "C" > $3::text)
+                   ORDER BY id COLLATE "C" LIMIT $4"#,
+                &[&source, &entity, &after, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn write_index(&self, source: &str, entity: &str, entries: Vec<IndexWrite>, written_at: Millis) -> Result<(), StateError> {
         if entries.is_empty() {
             return Ok(());
@@ -605,6 +620,21 @@ impl StateStore for PostgresStateStore {
             .await?;
         transaction.commit().await?;
         Ok(dead)
+    }
+
+    async fn inbox_defer(&self, seqs: &[i64], error: &str, due_at: Millis) -> Result<usize, StateError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        let deferred = client
+            .execute(
+                r#"UPDATE "inbox" SET "last_error" = $2, "leased_until" = 0, "next_attempt_at" = $3
+                   WHERE "state" = 'pending' AND "seq" = ANY($1)"#,
+                &[&seqs, &error, &due_at],
+            )
+            .await?;
+        Ok(deferred as usize)
     }
 
     async fn inbox_stats(&self, now: Millis) -> Result<InboxStats, StateError> {

@@ -418,6 +418,21 @@ impl StateStore for SqliteStateStore {
         self.with(move |connection| scan(connection, &source, &entity)).await
     }
 
+    async fn active_ids_page(&self, source: &str, entity: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+        let (source, entity, after) = (source.to_string(), entity.to_string(), after.map(str::to_string));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id FROM current_records
+                 WHERE source = ?1 AND entity = ?2 AND deleted_at IS NULL AND (?3 IS NULL OR id > ?3)
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = statement.query_map(params![source, entity, after, limit], |row| row.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn write_index(&self, source: &str, entity: &str, entries: Vec<IndexWrite>, written_at: Millis) -> Result<(), StateError> {
         let (source, entity) = (source.to_string(), entity.to_string());
         self.with(move |connection| {
@@ -615,6 +630,21 @@ impl StateStore for SqliteStateStore {
             }
             transaction.commit()?;
             Ok(dead)
+        })
+        .await
+    }
+
+    async fn inbox_defer(&self, seqs: &[i64], error: &str, due_at: Millis) -> Result<usize, StateError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let (seqs, error) = (seqs_json(seqs), error.to_string());
+        self.with(move |connection| {
+            Ok(connection.execute(
+                r#"UPDATE "inbox" SET "last_error" = ?2, "leased_until" = 0, "next_attempt_at" = ?3
+                   WHERE "state" = 'pending' AND "seq" IN (SELECT "value" FROM json_each(?1))"#,
+                params![seqs, error, due_at],
+            )?)
         })
         .await
     }

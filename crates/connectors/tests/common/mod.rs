@@ -118,6 +118,7 @@ impl Harness {
             only_entity: None,
             progress: &NoProgress,
             engine: None,
+            locks: &syncline_connectors::WriteLocks::new(),
         })
         .await;
         for report in &reports {
