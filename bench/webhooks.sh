@@ -398,7 +398,7 @@ run_load() {
 }
 
 WEBHOOK_USER=bench
-WEBHOOK_PASSWORD="bench-$RANDOM-$RANDOM"
+WEBHOOK_PASSWORD="bench-webhook-$RANDOM-$RANDOM-$RANDOM"
 
 # ------------------------------------------------------------- simulator
 progress "starting the Pipedrive simulator ($IDS deals, manual clock, no changes)"

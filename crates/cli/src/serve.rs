@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use syncline_connectors::SynclineConfig;
 use syncline_destinations::{open_destination_held, Destination, DestinationConfig};
-use syncline_server::{ServerOptions, WorkerOptions};
+use syncline_server::{ListenerLimits, ServerOptions, WorkerOptions};
 use syncline_state::{open_state_store, InboxEntry, StateConfig, StateStore};
 
 /// Arguments of `syncline serve`.
@@ -61,6 +62,13 @@ pub fn server_options(config: &SynclineConfig, listen: Option<SocketAddr>, no_sc
             ..WorkerOptions::default()
         },
         scheduler: section.scheduler && !no_scheduler,
+        limits: ListenerLimits {
+            header_read_timeout: Duration::from_millis(section.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(section.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(section.request_timeout_ms),
+            max_connections: section.max_connections,
+            max_requests_in_flight: section.max_requests_in_flight,
+        },
     })
 }
 

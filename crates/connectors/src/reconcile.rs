@@ -256,7 +256,7 @@ pub fn format_since(filter: SinceFilter, since: Millis) -> String {
     let text = format_timestamp(since);
     match filter {
         // Pipedrive: RFC 3339 in whole seconds (the filter is inclusive; seconds round down).
-        SinceFilter::UpdatedSince => format!("{}Z", &text[..19]),
+        SinceFilter::UpdatedSince => format!("{}Z", text.get(..19).unwrap_or(&text)),
         SinceFilter::ModifiedTimeRange { .. } | SinceFilter::DateSearch { .. } => text,
     }
 }
@@ -534,14 +534,25 @@ async fn sync_entity(
     let mut batch: Vec<Observed> = Vec::with_capacity(BATCH_SIZE.min(selected.len()));
     for (id, _, record) in selected {
         let mut record = if spec.list_is_partial {
-            let mut path = spec.detail_path.replace("{id}", &id);
-            if let Some(parent) = parent {
-                let parent_id = record_id(&record, &parent_id_field(parent)).unwrap_or_default();
-                path = path.replace("{parent}", &parent_id);
-            }
+            let parent_id = parent.map(|parent| record_id(&record, &parent_id_field(parent)).unwrap_or_default());
+            let path = match spec.detail_path_for(&id, parent_id.as_deref()) {
+                Ok(path) => path,
+                Err(error) => {
+                    // Never requested; the other records go on.
+                    tracing::warn!(source = run.source, %error, "listed record skipped");
+                    continue;
+                }
+            };
             report.fetched += 1;
             match engine.get(&path, &[], true).await? {
-                Some(body) => body.get("data").cloned().unwrap_or(body),
+                Some(body) => {
+                    let detail = body.get("data").cloned().unwrap_or(body);
+                    if !spec.is_record(&detail, &id) {
+                        tracing::error!(source = run.source, entity = spec.name, id, "the detail request answered another record; skipped");
+                        continue;
+                    }
+                    detail
+                }
                 // Gone between list and detail: the next full reconcile closes it.
                 None => continue,
             }

@@ -136,9 +136,12 @@ pub async fn apply_entity_events(
                 raw: None,
                 terminal: false,
             }),
-            EventAction::Upsert => match detail_path(run, spec, connector, event).await? {
-                Some(path) => to_fetch.push((event.id.clone(), path)),
-                None => report.deferred += 1,
+            EventAction::Upsert => match detail_path(run, spec, connector, event).await {
+                Ok(Some(path)) => to_fetch.push((event.id.clone(), path)),
+                Ok(None) => report.deferred += 1,
+                // Never requested; the others of the batch go on.
+                Err(ConnectorError::InvalidId(error)) => tracing::warn!(source = run.source, %error, "event skipped"),
+                Err(error) => return Err(error),
             },
         }
     }
@@ -155,7 +158,19 @@ pub async fn apply_entity_events(
     for (id, body) in fetched {
         report.fetched += 1;
         match body? {
-            Some(body) => records.push(unwrap_detail(body)),
+            Some(body) => {
+                let record = unwrap_detail(body);
+                if spec.is_record(&record, &id) {
+                    records.push(record);
+                } else {
+                    tracing::error!(
+                        source = run.source,
+                        entity = spec.name,
+                        id,
+                        "the detail request answered another record; it is not written (the reconciler heals the record)"
+                    );
+                }
+            }
             None => {
                 // Gone upstream (its delete webhook may have been lost): close it now.
                 report.vanished += 1;
@@ -200,19 +215,21 @@ async fn detail_path(
     connector: ConnectorKind,
     event: &CoalescedEvent,
 ) -> Result<Option<String>, ConnectorError> {
-    let path = spec.detail_path.replace("{id}", &event.id);
     let Some(parent) = spec.parent.and_then(|parent| connector.entity(parent)) else {
-        return Ok(Some(path));
+        return Ok(Some(spec.detail_path_for(&event.id, None)?));
     };
     if let Some(parent_id) = &event.parent_id {
-        return Ok(Some(path.replace("{parent}", parent_id)));
+        return Ok(Some(spec.detail_path_for(&event.id, Some(parent_id))?));
     }
     let stored = run.state.record(run.source, spec.name, &event.id).await?;
     let parent_id = stored
         .and_then(|stored| stored.record)
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .and_then(|record| record_id(&record, &parent_id_field(parent)));
-    Ok(parent_id.map(|parent_id| path.replace("{parent}", &parent_id)))
+    match parent_id {
+        Some(parent_id) => Ok(Some(spec.detail_path_for(&event.id, Some(&parent_id))?)),
+        None => Ok(None),
+    }
 }
 
 /// Pipedrive wraps a detail in `{"data": ..}`; Zoho Desk and HaloPSA answer the record itself.
