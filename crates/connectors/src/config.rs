@@ -241,11 +241,41 @@ impl fmt::Debug for DestinationSection {
 pub struct StateSection {
     /// State-store URL: `sqlite://path/to/state.db`.
     pub url: String,
+    /// What an acknowledged webhook survives: `crash` (default; a crash or kill of the
+    /// process) or `power_loss` (a power cut too: SQLite `synchronous = FULL`, a disk flush per
+    /// inbox commit). PostgreSQL follows its server's `synchronous_commit` either way.
+    #[serde(default)]
+    pub durability: DurabilityName,
+}
+
+/// `[state] durability`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityName {
+    /// Survives a process crash (SQLite `synchronous = NORMAL`).
+    #[default]
+    Crash,
+    /// Survives a power cut too (SQLite `synchronous = FULL`).
+    PowerLoss,
+}
+
+impl StateSection {
+    /// The durability these settings ask for.
+    pub fn durability(&self) -> syncline_state::Durability {
+        match self.durability {
+            DurabilityName::Crash => syncline_state::Durability::Crash,
+            DurabilityName::PowerLoss => syncline_state::Durability::PowerLoss,
+        }
+    }
 }
 
 impl fmt::Debug for StateSection {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_struct("StateSection").field("url", &redact_url(&self.url)).finish()
+        formatter
+            .debug_struct("StateSection")
+            .field("url", &redact_url(&self.url))
+            .field("durability", &self.durability)
+            .finish()
     }
 }
 
@@ -677,11 +707,27 @@ impl SynclineConfig {
             })?;
         }
         for (field, value, default) in [
-            ("header_read_timeout_ms", self.server.header_read_timeout_ms, default_header_read_timeout_ms()),
-            ("body_read_timeout_ms", self.server.body_read_timeout_ms, default_body_read_timeout_ms()),
+            (
+                "header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+                default_header_read_timeout_ms(),
+            ),
+            (
+                "body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+                default_body_read_timeout_ms(),
+            ),
             ("request_timeout_ms", self.server.request_timeout_ms, default_request_timeout_ms()),
-            ("max_connections", self.server.max_connections as u64, default_max_connections() as u64),
-            ("max_requests_in_flight", self.server.max_requests_in_flight as u64, default_max_requests_in_flight() as u64),
+            (
+                "max_connections",
+                self.server.max_connections as u64,
+                default_max_connections() as u64,
+            ),
+            (
+                "max_requests_in_flight",
+                self.server.max_requests_in_flight as u64,
+                default_max_requests_in_flight() as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(field_error(
@@ -1246,7 +1292,8 @@ auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth
         let hmac = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", secret = \"s\" }}\n");
         let error = SynclineConfig::parse_with_env(&hmac, env).unwrap_err().to_string();
         assert!(error.contains("sources.halopsa.webhook.verify.secret"), "{error}");
-        let token = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"\" }}\n");
+        let token =
+            format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"\" }}\n");
         let error = SynclineConfig::parse_with_env(&token, env).unwrap_err().to_string();
         assert!(error.contains("sources.halopsa.webhook.verify.value"), "{error}");
         let short_key = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_AAAAAAAAAAAAAAAA\" }}\n");

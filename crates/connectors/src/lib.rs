@@ -20,8 +20,8 @@ pub mod spec;
 pub mod webhook;
 
 pub use config::{
-    check_secret_strength, redact_url, AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule, SourceScheduleConfig, SynclineConfig,
-    WebhookSection,
+    check_secret_strength, redact_url, AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule,
+    SourceScheduleConfig, SynclineConfig, WebhookSection,
 };
 pub use http::{CallStats, HttpEngine};
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};

@@ -548,7 +548,12 @@ async fn sync_entity(
                 Some(body) => {
                     let detail = body.get("data").cloned().unwrap_or(body);
                     if !spec.is_record(&detail, &id) {
-                        tracing::error!(source = run.source, entity = spec.name, id, "the detail request answered another record; skipped");
+                        tracing::error!(
+                            source = run.source,
+                            entity = spec.name,
+                            id,
+                            "the detail request answered another record; skipped"
+                        );
                         continue;
                     }
                     detail

@@ -1107,7 +1107,7 @@ mod tests {
     fn config_checks_name_the_sub_field() {
         let standard = WebhookVerification::Hmac(HmacVerification {
             header: Some("x-sig".into()),
-            ..HmacVerification::standard_webhooks(Secret::new("whsec_AAAA"))
+            ..HmacVerification::standard_webhooks(Secret::new("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
         });
         assert_eq!(standard.check().unwrap_err().0, "header");
         let bad_secret = WebhookVerification::Hmac(HmacVerification::standard_webhooks(Secret::new("whsec_***")));

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::json;
 use syncline_connectors::reconcile::SyncMode;
 use syncline_connectors::webhook::{digest_eq, parse_webhook, verify};
-use syncline_core::HistoryProfile;
 use tokio::sync::Notify;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -223,7 +222,9 @@ async fn receive_webhook(
     })?;
     // Ids become request paths: one that is not the vendor's id syntax refuses the delivery.
     for event in &parsed.events {
-        let Some(spec) = source_config.connector.entity(&event.entity) else { continue };
+        let Some(spec) = source_config.connector.entity(&event.entity) else {
+            continue;
+        };
         let checked = spec
             .check_id(&event.id)
             .and_then(|()| event.parent_id.as_deref().map_or(Ok(()), |parent| spec.check_id(parent)));
@@ -368,14 +369,8 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         .await
         .map(|_| ())
         .map_err(|error| error.to_string());
-    let probe_profile = HistoryProfile::default();
-    let destination = app
-        .sources
-        .destination
-        .table_schema("_syncline_readiness_probe", &probe_profile)
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string());
+    // The state of what is open; a DuckDB file is never opened (nor kept) for a probe.
+    let destination = app.sources.destination.readiness().await.map_err(|error| error.to_string());
     let ready = state.is_ok() && destination.is_ok();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({

@@ -136,7 +136,10 @@ pub async fn start(
         .values()
         .filter_map(|source| source.webhook.as_ref().map(|webhook| webhook.max_body_bytes))
         .max()
-        .unwrap_or(syncline_connectors::webhook::DEFAULT_MAX_BODY_BYTES);
+        .unwrap_or(syncline_connectors::webhook::DEFAULT_MAX_BODY_BYTES)
+        // A safety net for every route: the webhook handler enforces each source's own limit
+        // while it reads (and counts the refusal), so the net sits well above it.
+        .saturating_mul(4);
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let sources = Arc::new(Sources::new(Arc::clone(&config), state, destination, metrics)?);
@@ -145,12 +148,10 @@ pub async fn start(
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|error| ServerError::Bind {
-            address: options.listen,
-            error,
-        })?;
+    let listener = listener::bind(options.listen, options.limits.max_connections).map_err(|error| ServerError::Bind {
+        address: options.listen,
+        error,
+    })?;
     let address = listener.local_addr().map_err(|error| ServerError::Bind {
         address: options.listen,
         error,

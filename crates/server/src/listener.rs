@@ -81,6 +81,20 @@ pub fn overloaded_response() -> Response<Body> {
     response
 }
 
+/// Binds the listening socket with an accept backlog as deep as the connection cap (the kernel
+/// caps it at `net.core.somaxconn`): under a connection flood a shallow backlog drops the SYN of
+/// a legitimate sender, who then waits a second for the retransmission.
+pub(crate) fn bind(address: std::net::SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(u32::try_from(max_connections.clamp(1_024, 65_535)).unwrap_or(4_096))
+}
+
 /// Serves `router` on `listener` until `shutdown` turns true, then waits (boundedly) for the
 /// connections in flight. `max_body_bytes` is the largest body any route accepts.
 pub(crate) async fn serve(
@@ -132,10 +146,12 @@ pub(crate) async fn serve(
                 drop(permit);
             });
         } else if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
-            tracing::debug!(max_connections = limits.max_connections, "connection refused with 503: at the connection limit");
-            let refuse = hyper::service::service_fn(|_: Request<hyper::body::Incoming>| async {
-                Ok::<_, Infallible>(overloaded_response())
-            });
+            tracing::debug!(
+                max_connections = limits.max_connections,
+                "connection refused with 503: at the connection limit"
+            );
+            let refuse =
+                hyper::service::service_fn(|_: Request<hyper::body::Incoming>| async { Ok::<_, Infallible>(overloaded_response()) });
             let connection = graceful.watch(refusing.serve_connection(io, refuse));
             tokio::spawn(async move {
                 let _ = connection.await;
