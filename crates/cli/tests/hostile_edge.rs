@@ -145,13 +145,13 @@ impl Served {
             .map_or(0.0, |kib| kib / 1024.0)
     }
 
-    /// Posts a Pipedrive v2 deal change for `id` with the webhook credentials; returns the
-    /// status and the time to the answer.
-    async fn post_deal(&self, client: &reqwest::Client, id: &str, sequence: usize) -> (u16, Duration) {
+    /// Posts a Pipedrive v2 change of `entity` `id` with the webhook credentials; returns the
+    /// status, the answer and the time to it.
+    async fn post_change(&self, client: &reqwest::Client, entity: &str, id: &str, delivery: &str) -> (u16, String, Duration) {
         let body = json!({
             "meta": {
-                "action": "change", "entity": "deal", "entity_id": id, "version": "2.0",
-                "id": format!("delivery-{sequence}"), "timestamp": "2024-01-01T00:00:00Z",
+                "action": "change", "entity": entity, "entity_id": id, "version": "2.0",
+                "id": delivery, "timestamp": "2024-01-01T00:00:00Z",
             },
             "data": {"id": id},
             "previous": null,
@@ -165,8 +165,14 @@ impl Served {
             .await
             .expect("server answers");
         let status = response.status().as_u16();
-        let _ = response.bytes().await;
-        (status, started.elapsed())
+        let answer = response.text().await.unwrap_or_default();
+        (status, answer, started.elapsed())
+    }
+
+    /// Posts a deal change for `id`; returns the status and the time to the answer.
+    async fn post_deal(&self, client: &reqwest::Client, id: &str, sequence: usize) -> (u16, Duration) {
+        let (status, _, elapsed) = self.post_change(client, "deal", id, &format!("delivery-{sequence}")).await;
+        (status, elapsed)
     }
 
     async fn metrics(&self) -> String {
@@ -438,21 +444,7 @@ async fn check_prints_no_password() {
 async fn a_traversal_id_is_refused_and_never_requested() {
     let served = Served::start("").await;
     for hostile in ["1/../../v1/users/1", "1%2F..%2F..%2Fv1%2Fusers%2F1", "../1", "1?x=1"] {
-        let body = json!({
-            "meta": {"action": "change", "entity": "deal", "entity_id": hostile, "version": "2.0", "id": "d-1", "timestamp": "2024-01-01T00:00:00Z"},
-            "data": {"id": hostile},
-            "previous": null,
-        });
-        let response = served
-            .client
-            .post(served.url("/webhooks/crm"))
-            .header("authorization", basic(HOOK_USER, HOOK_PASSWORD))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let answer = response.text().await.unwrap();
+        let (status, answer, _) = served.post_change(&served.client, "deal", hostile, "d-1").await;
         assert_eq!(status, 400, "{hostile}: {answer}");
         assert!(answer.contains("not an id of the vendor"), "{answer}");
     }
@@ -516,20 +508,10 @@ async fn readyz_never_pins_the_duckdb_file() {
 async fn made_up_entities_add_no_metric_series() {
     let served = Served::start("").await;
     for index in 0..200 {
-        let body = json!({
-            "meta": {"action": "change", "entity": format!("madeup{index}"), "entity_id": "1", "version": "2.0", "id": format!("m-{index}"), "timestamp": "2024-01-01T00:00:00Z"},
-            "data": {"id": 1},
-            "previous": null,
-        });
-        let response = served
-            .client
-            .post(served.url("/webhooks/crm"))
-            .header("authorization", basic(HOOK_USER, HOOK_PASSWORD))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "an unknown entity is acknowledged");
+        let (status, _, _) = served
+            .post_change(&served.client, &format!("madeup{index}"), "1", &format!("m-{index}"))
+            .await;
+        assert_eq!(status, 200, "an unknown entity is acknowledged");
     }
     let metrics = served.metrics().await;
     assert!(!metrics.contains("madeup"), "no label from request data: {metrics}");

@@ -109,9 +109,9 @@ pub fn router(state: Arc<AppState>, limits: &ListenerLimits) -> Router {
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_requests_in_flight));
     Router::new()
-        .route("/webhooks/{source}", post(receive_webhook).layer(timeout.clone()))
+        .route("/webhooks/{source}", post(receive_webhook).layer(timeout))
         .route("/sync", post(sync))
-        .route("/readyz", get(readyz).layer(timeout.clone()))
+        .route("/readyz", get(readyz).layer(timeout))
         .route("/metrics", get(metrics).layer(timeout))
         .layer(shed)
         .route("/healthz", get(healthz))
