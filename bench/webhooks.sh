@@ -256,6 +256,7 @@ def report(out_dir, args_path, markdown_path):
     facts = json.load(open(f"{out_dir}/facts.json"))
     load = lambda name: json.load(open(f"{out_dir}/{name}.json"))
     s_rate, s_max, b_rate, b_max = load("syncline.rate"), load("syncline.max"), load("bare.rate"), load("bare.max")
+    p_max = load("syncline_power_loss.max")
     m = lambda tag: f"{out_dir}/metrics.{tag}.txt"
     row_rate = window(m("before-rate"), m("after-rate"), "syncline_webhook_to_warehouse_seconds")
     row_max = window(m("before-max"), m("after-max"), "syncline_webhook_to_warehouse_seconds")
@@ -281,6 +282,8 @@ def report(out_dir, args_path, markdown_path):
          + f" | {b_max['rps']:.0f} | >= {args['target_rps']} |", None),
         (f"| full speed: ack ms p50 / p90 / p99 / max | {lat(s_max)} | {lat(b_max)} | |", None),
         (f"| full speed: errors | {errors(s_max)} | {errors(b_max)} | |", None),
+        (f"| full speed with `[state] durability = \"power_loss\"` (SQLite synchronous = FULL): webhooks/s, ack ms p50 / p90 / p99 / max | "
+         f"{p_max['rps']:.0f} ({100 * p_max['rps'] / max(s_max['rps'], 1):.0f} % of the default `crash`), {lat(p_max)} | n/a | |", None),
         (f"| **open loop at {rate}/s** ({args['duration']} s): achieved webhooks/s | {s_rate['rps']:.0f} | {b_rate['rps']:.0f} | |", None),
         (f"| at {rate}/s: ack ms p50 / p90 / p99 / max (from scheduled send) | "
          + target("ack p99", s_rate["ack_ms"]["p99"] < args["target_ack_p99_ms"] and s_rate["rps"] >= 0.98 * rate, lat(s_rate))
@@ -398,7 +401,7 @@ run_load() {
 }
 
 WEBHOOK_USER=bench
-WEBHOOK_PASSWORD="bench-$RANDOM-$RANDOM"
+WEBHOOK_PASSWORD="bench-webhook-$RANDOM-$RANDOM-$RANDOM"
 
 # ------------------------------------------------------------- simulator
 progress "starting the Pipedrive simulator ($IDS deals, manual clock, no changes)"
@@ -495,6 +498,37 @@ measure_syncline_phase max --max --duration "$MAX_DURATION"
 fact syncline_hwm_kib "$(status_kib "$SERVE_PID" VmHWM)"
 kill -TERM "$SERVE_PID" 2>/dev/null || true
 wait "$SERVE_PID" 2>/dev/null || true
+
+# ------------------------------------------- syncline, durability = "power_loss"
+# The same server with `[state] durability = "power_loss"` (SQLite synchronous = FULL: a disk
+# flush per inbox commit), fresh files, the full-speed phase only: the cost of surviving a
+# power cut beside the default ("crash").
+POWER_CONFIG="$WORK_DIR/syncline.power_loss.toml"
+sed -e "s#$WORK_DIR/state.db#$WORK_DIR/state.power_loss.db#" \
+    -e "s#$WORK_DIR/warehouse.duckdb#$WORK_DIR/warehouse.power_loss.duckdb#" \
+    -e "s#^url = \"sqlite://.*\"#&\ndurability = \"power_loss\"#" "$CONFIG" >"$POWER_CONFIG"
+POWER_PORT="$(helper free-port)"
+POWER_BASE="http://127.0.0.1:$POWER_PORT"
+progress "syncline serve with durability = \"power_loss\" on 127.0.0.1:$POWER_PORT"
+spawned_ns="$(date +%s%N)"
+"$SYNCLINE_BIN" serve --config "$POWER_CONFIG" --listen "127.0.0.1:$POWER_PORT" \
+    >"$OUT_DIR/serve.power_loss.out" 2>"$OUT_DIR/serve.power_loss.log" &
+POWER_PID=$!
+PIDS+=("$POWER_PID")
+"$BENCH_BIN" wait-ready --url "$POWER_BASE/readyz" --since-unix-ns "$spawned_ns" --timeout 120 >/dev/null
+if [ "$WARMUP" -gt 0 ]; then
+    run_load syncline_power_loss.warmup "$POWER_BASE/webhooks/pipedrive" --rate "$RATE" --duration "$WARMUP"
+    helper drain "$POWER_BASE/metrics" "$DRAIN_TIMEOUT" >/dev/null
+fi
+progress "  closed loop: $MAX_DURATION s at full speed"
+run_load syncline_power_loss.max "$POWER_BASE/webhooks/pipedrive" --max --duration "$MAX_DURATION"
+helper scrape "$POWER_BASE/metrics" "$OUT_DIR/metrics.power_loss.txt"
+grep -q 'syncline_inbox_durability{level="power_loss"} 1' "$OUT_DIR/metrics.power_loss.txt" || {
+    echo "the power_loss server does not report durability power_loss" >&2
+    exit 1
+}
+kill -TERM "$POWER_PID" 2>/dev/null || true
+wait "$POWER_PID" 2>/dev/null || true
 
 # -------------------------------------------------------------------- bare
 BARE_PORT="$(helper free-port)"

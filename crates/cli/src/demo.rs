@@ -63,6 +63,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ..WorkerOptions::default()
         },
         scheduler: false,
+        limits: syncline_server::ListenerLimits::default(),
     };
     let server = syncline_server::start(config.clone(), options, Arc::clone(&state), Arc::clone(&destination)).await?;
     let sources = server.sources();

@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use syncline_connectors::SynclineConfig;
 use syncline_destinations::{open_destination_held, Destination, DestinationConfig};
-use syncline_server::{ServerOptions, WorkerOptions};
-use syncline_state::{open_state_store, InboxEntry, StateConfig, StateStore};
+use syncline_server::{ListenerLimits, ServerOptions, WorkerOptions};
+use syncline_state::{open_state_store, open_state_store_with, InboxEntry, StateConfig, StateStore};
 
 /// Arguments of `syncline serve`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +33,11 @@ pub async fn open_stores(config: &SynclineConfig) -> anyhow::Result<(Arc<dyn Sta
         .await
         .context("cannot open the destination")?;
     let state_config: StateConfig = config.state.url.parse()?;
-    let state = open_state_store(&state_config).await.context("cannot open the state store")?;
+    let durability = config.state.durability();
+    let state = open_state_store_with(&state_config, durability)
+        .await
+        .context("cannot open the state store")?;
+    tracing::info!(durability = durability.name(), "state store open");
     Ok((Arc::from(state), Arc::from(destination)))
 }
 
@@ -62,6 +67,13 @@ pub fn server_options(config: &SynclineConfig, listen: Option<SocketAddr>, no_sc
             ..WorkerOptions::default()
         },
         scheduler: section.scheduler && !no_scheduler,
+        limits: ListenerLimits {
+            header_read_timeout: Duration::from_millis(section.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(section.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(section.request_timeout_ms),
+            max_connections: section.max_connections,
+            max_requests_in_flight: section.max_requests_in_flight,
+        },
     })
 }
 
@@ -71,7 +83,11 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = SynclineConfig::load(&args.config)?;
     let options = server_options(&config, args.listen, args.no_scheduler)?;
     let (state, destination) = open_stores(&config).await?;
+    let durability = config.state.durability();
     let handle = syncline_server::start(config, options, state, destination).await?;
+    handle
+        .metrics()
+        .set_gauge("syncline_inbox_durability", &[("level", durability.name())], 1.0);
     tracing::info!(
         address = %handle.local_addr(),
         startup_ms = started.elapsed().as_millis() as u64,

@@ -68,11 +68,18 @@ pub async fn run_check(args: CheckArgs) -> anyhow::Result<()> {
         println!(
             "  source {name}: {} {}, entities {}{support}",
             source.connector.name(),
-            source.base_url,
+            syncline_connectors::redact_url(&source.base_url),
             source.selected_entities().join(", ")
         );
     }
-    println!("  destination {}, state {}", config.destination.url, config.state.url);
+    println!(
+        "  destination {}, state {}",
+        syncline_connectors::redact_url(&config.destination.url),
+        syncline_connectors::redact_url(&config.state.url)
+    );
+    if config.server.sync_secret.is_none() {
+        println!("  POST /sync disabled (no server.sync_secret)");
+    }
     Ok(())
 }
 

@@ -66,7 +66,7 @@ async fn sigkill_mid_burst_loses_and_doubles_nothing() {
     simulator_config.change_spacing_ms = 50;
     simulator_config.webhooks.pipedrive_basic_auth = Some(BasicAuth {
         username: "hook".into(),
-        password: "hook-pass".into(),
+        password: "hook-password-0123456".into(),
     });
     // Deliveries that meet the dead server are retried long enough to reach the restarted one.
     simulator_config.webhooks.retry_schedule_secs = Some(vec![0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]);
@@ -96,7 +96,7 @@ connector = "pipedrive"
 base_url = "{base}"
 auth = {{ type = "api_token", token = "{token}" }}
 [sources.crm.webhook]
-verify = {{ type = "basic", username = "hook", password = "hook-pass" }}
+verify = {{ type = "basic", username = "hook", password = "hook-password-0123456" }}
 "#,
         dir = dir.path().display(),
         base = credentials.api_base_url,

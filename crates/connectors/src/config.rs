@@ -75,6 +75,31 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Fewest characters of a secret syncline checks itself (`server.sync_secret`, webhook
+/// passwords, header tokens and HMAC secrets): shorter ones are guessable.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Refuses an empty or trivially short secret that syncline checks on incoming requests; the
+/// message names neither the value nor its characters, only what to write instead.
+pub fn check_secret_strength(secret: &Secret) -> Result<(), String> {
+    let value = secret.expose();
+    let length = value.chars().count();
+    let what_to_write = "generate one with `openssl rand -hex 32`, write \"${ENV_VAR}\" and export the secret in that variable";
+    if value.trim().is_empty() {
+        return Err(format!("is empty (an unset variable expands to nothing); {what_to_write}"));
+    }
+    if length < MIN_SECRET_CHARS {
+        return Err(format!(
+            "is {length} characters, fewer than the {MIN_SECRET_CHARS} required; {what_to_write}"
+        ));
+    }
+    let first = value.chars().next();
+    if value.chars().all(|character| Some(character) == first) {
+        return Err(format!("repeats one character; {what_to_write}"));
+    }
+    Ok(())
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,10 +152,50 @@ pub struct ServerSection {
     /// clock cannot date a delete in the future.
     #[serde(default = "default_max_event_skew_seconds")]
     pub max_event_skew_seconds: u64,
+    /// Longest time a client may take to send a request's headers, in milliseconds (default
+    /// 10000); a slower connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest time a client may take to send a request's body, in milliseconds (default
+    /// 30000); a slower request is answered 408.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Longest time a webhook, `/readyz` or `/metrics` request may take from its headers to its
+    /// answer, in milliseconds (default 60000); `/sync` runs as long as its reconcile.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Most open client connections (default 4096); more are answered 503 with `Retry-After`
+    /// and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most requests handled at once (default 512); more are answered 503 with `Retry-After`
+    /// before their body is read.
+    #[serde(default = "default_max_requests_in_flight")]
+    pub max_requests_in_flight: usize,
 }
 
 fn default_max_event_skew_seconds() -> u64 {
     60
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_max_connections() -> usize {
+    4_096
+}
+
+fn default_max_requests_in_flight() -> usize {
+    512
 }
 
 fn default_true() -> bool {
@@ -154,12 +219,17 @@ impl Default for ServerSection {
             worker_batch_size: default_worker_batch_size(),
             max_attempts: default_max_attempts(),
             max_event_skew_seconds: default_max_event_skew_seconds(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_connections: default_max_connections(),
+            max_requests_in_flight: default_max_requests_in_flight(),
         }
     }
 }
 
 /// `[destination]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSection {
     /// Destination URL: `duckdb://path/to/warehouse.duckdb` (a relative path is relative to the
@@ -167,12 +237,63 @@ pub struct DestinationSection {
     pub url: String,
 }
 
+impl fmt::Debug for DestinationSection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("DestinationSection")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
 /// `[state]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
     /// State-store URL: `sqlite://path/to/state.db`.
     pub url: String,
+    /// What an acknowledged webhook survives: `crash` (default; a crash or kill of the
+    /// process) or `power_loss` (a power cut too: SQLite `synchronous = FULL`, a disk flush per
+    /// inbox commit). PostgreSQL follows its server's `synchronous_commit` either way.
+    #[serde(default)]
+    pub durability: DurabilityName,
+}
+
+/// `[state] durability`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityName {
+    /// Survives a process crash (SQLite `synchronous = NORMAL`).
+    #[default]
+    Crash,
+    /// Survives a power cut too (SQLite `synchronous = FULL`).
+    PowerLoss,
+}
+
+impl StateSection {
+    /// The durability these settings ask for.
+    pub fn durability(&self) -> syncline_state::Durability {
+        match self.durability {
+            DurabilityName::Crash => syncline_state::Durability::Crash,
+            DurabilityName::PowerLoss => syncline_state::Durability::PowerLoss,
+        }
+    }
+}
+
+impl fmt::Debug for StateSection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("StateSection")
+            .field("url", &redact_url(&self.url))
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+/// A URL with its password, `password=` / `sslpassword=` and other credential parameters
+/// replaced by `***`: the only form in which syncline shows a configured URL.
+pub fn redact_url(url: &str) -> String {
+    syncline_state::postgres_url::redact_url(url)
 }
 
 /// `[history]`.
@@ -591,6 +712,44 @@ impl SynclineConfig {
                 return Err(field_error(
                     "history.table_pattern",
                     "must contain {entity}, or every entity would share one table; write \"{entity}_history\"",
+                ));
+            }
+        }
+        if let Some(secret) = &self.server.sync_secret {
+            check_secret_strength(secret).map_err(|message| {
+                field_error(
+                    "server.sync_secret",
+                    format!("{message}; or remove sync_secret to disable POST /sync"),
+                )
+            })?;
+        }
+        for (field, value, default) in [
+            (
+                "header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+                default_header_read_timeout_ms(),
+            ),
+            (
+                "body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+                default_body_read_timeout_ms(),
+            ),
+            ("request_timeout_ms", self.server.request_timeout_ms, default_request_timeout_ms()),
+            (
+                "max_connections",
+                self.server.max_connections as u64,
+                default_max_connections() as u64,
+            ),
+            (
+                "max_requests_in_flight",
+                self.server.max_requests_in_flight as u64,
+                default_max_requests_in_flight() as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(field_error(
+                    format!("server.{field}"),
+                    format!("must be at least 1; remove it for the default {default}"),
                 ));
             }
         }
@@ -1036,14 +1195,14 @@ auth = { type = "api_token", token = "${PD_TOKEN}" }
         assert!(!format!("{config:?}").contains("value-of-PD_HOOK"));
 
         let halo = format!(
-            "{}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"t\" }}\nmax_body_bytes = 2048\n",
+            "{}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"halo-header-token-0123\" }}\nmax_body_bytes = 2048\n",
             HALO
         );
         let config = SynclineConfig::parse_with_env(&halo, with_env).unwrap();
         assert_eq!(config.sources["halopsa"].webhook.as_ref().unwrap().max_body_bytes, 2048);
 
         let signed = format!(
-            "{}\n[sources.halopsa.webhook.verify]\ntype = \"hmac\"\nsecret = \"s\"\nencoding = \"base64\"\nprefix = \"sha256=\"\ntimestamp_header = \"x-ts\"\n",
+            "{}\n[sources.halopsa.webhook.verify]\ntype = \"hmac\"\nsecret = \"a-plain-hmac-secret-0123\"\nencoding = \"base64\"\nprefix = \"sha256=\"\ntimestamp_header = \"x-ts\"\n",
             HALO
         );
         let config = SynclineConfig::parse_with_env(&signed, with_env).unwrap();
@@ -1091,7 +1250,7 @@ auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth
                 "sources.pipedrive.webhook.verify.password",
             ),
             (
-                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"basic\", username = \"u\", password = \"p\" }}\nmax_body_bytes = 0\n"),
+                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"basic\", username = \"u\", password = \"a-webhook-password-0123\" }}\nmax_body_bytes = 0\n"),
                 "sources.pipedrive.webhook.max_body_bytes",
             ),
             (
@@ -1099,7 +1258,7 @@ auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth
                 "sources.halopsa.webhook.verify.header",
             ),
             (
-                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_AAAA\", header = \"x\" }}\n"),
+                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", header = \"x\" }}\n"),
                 "sources.halopsa.webhook.verify.header",
             ),
             (
@@ -1122,6 +1281,54 @@ auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth
         let out = interpolate_text("a$b$${X}", "f", &|_| None).unwrap();
         assert_eq!(out, "a$b${X}");
         assert!(interpolate_text("${X", "f", &|_| None).is_err());
+    }
+
+    #[test]
+    fn empty_and_short_secrets_are_refused_naming_the_field() {
+        let with_secret = |value: &'static str| move |name: &str| (name == "SECRET").then(|| value.to_string()).or_else(|| env(name));
+        let cases = [
+            ("[server]\nsync_secret = \"${SECRET}\"\n", "server.sync_secret"),
+            (
+                "[sources.pipedrive.webhook]\nverify = { type = \"basic\", username = \"u\", password = \"${SECRET}\" }\n",
+                "sources.pipedrive.webhook.verify.password",
+            ),
+        ];
+        for (extra, field) in cases {
+            let text = format!("{MINIMAL}\n{extra}");
+            for value in ["", "   ", "short-secret", "aaaaaaaaaaaaaaaaaaaa"] {
+                let error = SynclineConfig::parse_with_env(&text, with_secret(value)).unwrap_err().to_string();
+                assert!(error.contains(field), "{field} {value:?}: {error}");
+                assert!(error.contains("openssl rand"), "says what to write: {error}");
+                if !value.trim().is_empty() {
+                    assert!(!error.contains(value), "the secret is not shown: {error}");
+                }
+            }
+            let config = SynclineConfig::parse_with_env(&text, with_secret("0f3c9a1b7e2d4c6a8b0e1f2a3b4c5d6e")).unwrap();
+            assert!(!format!("{config:?}").contains("0f3c9a1b7e2d4c6a8b0e1f2a3b4c5d6e"));
+        }
+        let hmac = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", secret = \"s\" }}\n");
+        let error = SynclineConfig::parse_with_env(&hmac, env).unwrap_err().to_string();
+        assert!(error.contains("sources.halopsa.webhook.verify.secret"), "{error}");
+        let token =
+            format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"header\", header = \"x-halo-secret\", value = \"\" }}\n");
+        let error = SynclineConfig::parse_with_env(&token, env).unwrap_err().to_string();
+        assert!(error.contains("sources.halopsa.webhook.verify.value"), "{error}");
+        let short_key = format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"hmac\", scheme = \"standard_webhooks\", secret = \"whsec_AAAAAAAAAAAAAAAA\" }}\n");
+        let error = SynclineConfig::parse_with_env(&short_key, env).unwrap_err().to_string();
+        assert!(error.contains("decodes to 12 bytes"), "{error}");
+    }
+
+    #[test]
+    fn urls_in_debug_output_are_redacted() {
+        let text = MINIMAL
+            .replace("duckdb://w.duckdb", "postgres://ann:pg-pass-1@db/w?sslpassword=key-pass-2")
+            .replace("sqlite://s.db", "postgres://ann@db/w?password=pg-pass-3&schema=s");
+        let config = SynclineConfig::parse_with_env(&text, env).unwrap();
+        let debug = format!("{config:?}");
+        for secret in ["pg-pass-1", "key-pass-2", "pg-pass-3"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("schema=s"), "{debug}");
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl HttpEngine {
     pub fn new(source: &str, config: &SourceConfig, state: Arc<dyn StateStore>) -> Result<Self, ConnectorError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.retry.timeout_ms))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|error| ConnectorError::Http(format!("cannot build the http client: {error}")))?;
         let auth = match &config.auth {
@@ -398,8 +399,8 @@ impl HttpEngine {
                         .headers()
                         .get("retry-after")
                         .and_then(|value| value.to_str().ok())
-                        .and_then(|text| text.trim().parse::<u64>().ok())
-                        .map(|secs| Duration::from_millis((secs * 1000).min(self.retry.max_delay_ms)))
+                        .and_then(|text| retry_after_ms(text, self.retry.max_delay_ms))
+                        .map(Duration::from_millis)
                         .unwrap_or_else(|| self.backoff(attempt));
                     if attempt >= self.retry.max_attempts {
                         return Err(ConnectorError::RateLimited { path: path.to_string() });
@@ -429,6 +430,39 @@ impl HttpEngine {
     }
 }
 
+/// Most redirects followed within one origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// Redirects are followed only within the origin (scheme, host and port) of the first request:
+/// every request carries the source's credentials (`x-api-token`, `orgId`, a bearer token, a
+/// client secret in the body), and reqwest strips only `Authorization` on a cross-host redirect.
+/// A redirect elsewhere is not followed; the request then fails with its 3xx status.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first();
+        let same_origin = first.is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            tracing::warn!(to = %attempt.url().origin().ascii_serialization(), "a redirect to another origin is not followed: it would carry the source's credentials");
+            attempt.stop()
+        }
+    })
+}
+
+/// A `Retry-After` header in seconds as milliseconds, at most `max_ms`; `None` when it is not
+/// a number of seconds (an HTTP date falls back to the backoff). Never overflows.
+pub fn retry_after_ms(text: &str, max_ms: u64) -> Option<u64> {
+    let seconds: u64 = text.trim().parse().ok()?;
+    Some(seconds.saturating_mul(1000).min(max_ms))
+}
+
 /// Removes query strings (which may carry `api_token`) from text shown to people.
 fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -452,6 +486,15 @@ fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_never_overflows() {
+        assert_eq!(retry_after_ms("3", 60_000), Some(3_000));
+        assert_eq!(retry_after_ms("18446744073709551615", 60_000), Some(60_000));
+        assert_eq!(retry_after_ms("99999999999999999999999", 60_000), None);
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 60_000), None);
+        assert_eq!(retry_after_ms("-1", 60_000), None);
+    }
 
     #[test]
     fn redacts_query_strings() {

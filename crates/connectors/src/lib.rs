@@ -22,13 +22,13 @@ pub mod spec;
 pub mod webhook;
 
 pub use config::{
-    AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule, SourceScheduleConfig, SynclineConfig,
-    WebhookSection,
+    check_secret_strength, redact_url, AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule,
+    SourceScheduleConfig, SynclineConfig, WebhookSection,
 };
 pub use http::{CallStats, HttpEngine};
 pub use locks::WriteLocks;
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};
-pub use spec::{ConnectorKind, EntitySpec, Pagination, SinceFilter};
+pub use spec::{ConnectorKind, EntitySpec, IdSyntax, InvalidId, Pagination, SinceFilter};
 pub use webhook::{
     body_digest, parse_webhook, verify, HmacScheme, HmacVerification, ParseError, ParsedWebhook, SignatureEncoding, VerifyError,
     WebhookVerification,
@@ -77,6 +77,9 @@ pub enum ConnectorError {
     /// A record cannot become history.
     #[error(transparent)]
     Core(#[from] syncline_core::CoreError),
+    /// An id from outside does not match its entity's id syntax; nothing was requested.
+    #[error(transparent)]
+    InvalidId(#[from] spec::InvalidId),
 }
 
 impl ConnectorError {

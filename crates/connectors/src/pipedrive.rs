@@ -44,7 +44,7 @@ impl FieldNames {
             }
             let mut column = snake_case_if(name, NamingOptions::default());
             if column.is_empty() || used.contains(&column) {
-                column = format!("{column}_{}", &key[..key.len().min(8)]);
+                column = format!("{column}_{}", key.chars().take(8).collect::<String>());
             }
             used.insert(column.clone());
             names.insert(key.to_string(), column);

@@ -284,7 +284,7 @@ pub fn format_since(filter: SinceFilter, since: Millis) -> String {
     let text = format_timestamp(since);
     match filter {
         // Pipedrive: RFC 3339 in whole seconds (the filter is inclusive; seconds round down).
-        SinceFilter::UpdatedSince => format!("{}Z", &text[..19]),
+        SinceFilter::UpdatedSince => format!("{}Z", text.get(..19).unwrap_or(&text)),
         SinceFilter::ModifiedTimeRange { .. } | SinceFilter::DateSearch { .. } => text,
     }
 }

@@ -431,19 +431,21 @@ async fn detail_path(
     connector: ConnectorKind,
     event: &CoalescedEvent,
 ) -> Result<Option<String>, ConnectorError> {
-    let path = spec.detail_path.replace("{id}", &event.id);
     let Some(parent) = spec.parent.and_then(|parent| connector.entity(parent)) else {
-        return Ok(Some(path));
+        return Ok(Some(spec.detail_path_for(&event.id, None)?));
     };
     if let Some(parent_id) = &event.parent_id {
-        return Ok(Some(path.replace("{parent}", parent_id)));
+        return Ok(Some(spec.detail_path_for(&event.id, Some(parent_id))?));
     }
     let stored = run.state.record(run.source, spec.name, &event.id).await?;
     let parent_id = stored
         .and_then(|stored| stored.record)
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .and_then(|record| record_id(&record, &parent_id_field(parent)));
-    Ok(parent_id.map(|parent_id| path.replace("{parent}", &parent_id)))
+    match parent_id {
+        Some(parent_id) => Ok(Some(spec.detail_path_for(&event.id, Some(&parent_id))?)),
+        None => Ok(None),
+    }
 }
 
 /// Pipedrive wraps a detail in `{"data": ..}`; Zoho Desk and HaloPSA answer the record itself.

@@ -204,6 +204,102 @@ pub struct EntitySpec {
     /// is a delete wherever it is seen (list, search, detail, webhook), never an active version
     /// (Pipedrive `is_deleted`, Zoho Desk `isDeleted` / `isTrashed`, HaloPSA `deleted`).
     pub deleted_flags: &'static [&'static str],
+    /// What the vendor's record ids look like: every id from outside (a webhook, a list row, a
+    /// stored parent) is checked against it before it becomes part of a request path.
+    pub id_syntax: IdSyntax,
+}
+
+/// The syntax of a vendor's record ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdSyntax {
+    /// Decimal digits, at most this many (Pipedrive and HaloPSA integers, Zoho Desk's numeric
+    /// strings such as `1892000000042032`).
+    Digits(usize),
+}
+
+/// Ids of every built-in connector: up to 20 digits (any unsigned 64-bit integer).
+pub const NUMERIC_IDS: IdSyntax = IdSyntax::Digits(20);
+
+impl IdSyntax {
+    /// True when `id` is a well-formed id.
+    pub fn accepts(&self, id: &str) -> bool {
+        match self {
+            IdSyntax::Digits(most) => !id.is_empty() && id.len() <= *most && id.bytes().all(|byte| byte.is_ascii_digit()),
+        }
+    }
+
+    /// For messages: what an id must look like.
+    pub fn describe(&self) -> String {
+        match self {
+            IdSyntax::Digits(most) => format!("1 to {most} decimal digits"),
+        }
+    }
+}
+
+/// An id that does not match its entity's [`IdSyntax`]; shown shortened and escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{entity} id {shown} is not an id of the vendor ({syntax}); it was not requested. Check what sends it")]
+pub struct InvalidId {
+    /// The entity.
+    pub entity: &'static str,
+    /// The id, at most 40 characters, Rust-escaped.
+    pub shown: String,
+    /// What an id must look like.
+    pub syntax: String,
+}
+
+/// Percent-encodes `text` as one URL path segment: everything but ASCII letters, digits, `-`,
+/// `_` and `~` is escaped (dots too), so `/`, `..`, `?` and `#` cannot leave the segment.
+pub fn encode_path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl EntitySpec {
+    /// Checks an id against the entity's syntax.
+    pub fn check_id(&self, id: &str) -> Result<(), InvalidId> {
+        if self.id_syntax.accepts(id) {
+            return Ok(());
+        }
+        let shortened: String = id.chars().take(40).collect();
+        Err(InvalidId {
+            entity: self.name,
+            shown: format!("{shortened:?}"),
+            syntax: self.id_syntax.describe(),
+        })
+    }
+
+    /// The detail path of a record: `{id}` (and `{parent}` of a sub-resource) replaced by the
+    /// checked, percent-encoded ids.
+    pub fn detail_path_for(&self, id: &str, parent_id: Option<&str>) -> Result<String, InvalidId> {
+        self.check_id(id)?;
+        let mut path = self.detail_path.replace("{id}", &encode_path_segment(id));
+        if let Some(parent_id) = parent_id {
+            self.check_id(parent_id).map_err(|mut error| {
+                error.shown = format!("{} (the parent of {id})", error.shown);
+                error
+            })?;
+            path = path.replace("{parent}", &encode_path_segment(parent_id));
+        }
+        Ok(path)
+    }
+
+    /// True when a fetched detail is the record asked for: its id field equals `requested`
+    /// (a number or a string). A vendor, proxy or redirect answering another record is refused.
+    pub fn is_record(&self, record: &Value, requested: &str) -> bool {
+        match &record[self.id_field] {
+            Value::String(text) => text == requested,
+            Value::Number(number) => number.to_string() == requested,
+            _ => false,
+        }
+    }
 }
 
 impl EntitySpec {
@@ -252,6 +348,7 @@ const fn pipedrive_v2(
         parent: None,
         deleted_listing: None,
         deleted_flags: PIPEDRIVE_DELETED,
+        id_syntax: NUMERIC_IDS,
     }
 }
 
@@ -314,6 +411,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: None,
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
     EntitySpec {
         name: "agent",
@@ -334,6 +432,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: None,
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
     EntitySpec {
         name: "contact",
@@ -354,6 +453,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: None,
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
     EntitySpec {
         name: "ticket",
@@ -377,6 +477,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: None,
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
     EntitySpec {
         name: "thread",
@@ -397,6 +498,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: Some("ticket"),
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
     EntitySpec {
         name: "comment",
@@ -417,6 +519,7 @@ pub static ZOHO_DESK: &[EntitySpec] = &[
         parent: Some("ticket"),
         deleted_listing: None,
         deleted_flags: ZOHO_DELETED,
+        id_syntax: NUMERIC_IDS,
     },
 ];
 
@@ -455,6 +558,7 @@ const fn halo(
         parent: None,
         deleted_listing: None,
         deleted_flags: HALOPSA_DELETED,
+        id_syntax: NUMERIC_IDS,
     }
 }
 
@@ -590,5 +694,34 @@ mod tests {
         assert_eq!(pd.request_cost("/v2/deals/1", true), 1);
         assert_eq!(pd.request_cost("/v1/users", false), 20);
         assert_eq!(ConnectorKind::Halopsa.request_cost("/Tickets", false), 1);
+    }
+
+    #[test]
+    fn ids_are_checked_and_encoded_as_one_segment() {
+        let deal = ConnectorKind::Pipedrive.entity("deal").unwrap();
+        assert_eq!(deal.detail_path_for("42", None).unwrap(), "/v2/deals/42");
+        for hostile in ["1/../../v1/users/1", "", "1?x=1", "1#f", "..", "1 2", "１", "123456789012345678901"] {
+            let error = deal.detail_path_for(hostile, None).unwrap_err();
+            assert_eq!(error.entity, "deal", "{hostile:?}");
+        }
+        let thread = ConnectorKind::ZohoDesk.entity("thread").unwrap();
+        assert_eq!(
+            thread.detail_path_for("1892000000042032", Some("1892000000006907")).unwrap(),
+            "/tickets/1892000000006907/threads/1892000000042032"
+        );
+        assert!(thread.detail_path_for("1", Some("1/../x")).is_err());
+        assert_eq!(encode_path_segment("1/../a b?c"), "1%2F%2E%2E%2Fa%20b%3Fc");
+        let long: String = "9".repeat(500);
+        assert!(deal.check_id(&long).unwrap_err().shown.len() < 50, "the message is bounded");
+    }
+
+    #[test]
+    fn answered_records_must_carry_the_requested_id() {
+        let deal = ConnectorKind::Pipedrive.entity("deal").unwrap();
+        assert!(deal.is_record(&serde_json::json!({"id": 42}), "42"));
+        assert!(!deal.is_record(&serde_json::json!({"id": 1}), "42"));
+        assert!(!deal.is_record(&serde_json::json!({"name": "x"}), "42"));
+        let ticket = ConnectorKind::ZohoDesk.entity("ticket").unwrap();
+        assert!(ticket.is_record(&serde_json::json!({"id": "1892000000042032"}), "1892000000042032"));
     }
 }

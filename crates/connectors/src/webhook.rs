@@ -174,6 +174,13 @@ impl WebhookVerification {
         }
     }
 
+    /// True when checking a delivery needs its body (an HMAC signs it). Basic auth and header
+    /// tokens need only the headers: the server checks them before it reads a byte of the
+    /// body, so an unauthenticated sender cannot make it buffer one.
+    pub fn needs_body(&self) -> bool {
+        matches!(self, WebhookVerification::Hmac(_))
+    }
+
     /// The name used in config and logs: `hmac`, `basic` or `header`.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -196,13 +203,7 @@ impl WebhookVerification {
             Ok(())
         }
         fn non_empty_secret(field: &'static str, secret: &Secret) -> Result<(), (&'static str, String)> {
-            if secret.expose().trim().is_empty() {
-                return Err((
-                    field,
-                    "is empty; write \"${ENV_VAR}\" and export the secret in that variable".into(),
-                ));
-            }
-            Ok(())
+            crate::config::check_secret_strength(secret).map_err(|message| (field, message))
         }
         match self {
             WebhookVerification::Basic { username, password } => {
@@ -256,13 +257,21 @@ impl WebhookVerification {
                                 ));
                             }
                         }
-                        if hmac.key().is_err() {
-                            return Err((
+                        match hmac.key() {
+                            Err(_) => Err((
                                 "secret",
                                 "is not base64; write the Standard Webhooks secret as given by the vendor (\"whsec_...\")".into(),
-                            ));
+                            )),
+                            Ok(key) if key.len() < crate::config::MIN_SECRET_CHARS => Err((
+                                "secret",
+                                format!(
+                                    "decodes to {} bytes, fewer than the {} required; write the Standard Webhooks secret as given by the vendor (\"whsec_...\")",
+                                    key.len(),
+                                    crate::config::MIN_SECRET_CHARS
+                                ),
+                            )),
+                            Ok(_) => Ok(()),
                         }
-                        Ok(())
                     }
                 }
             }
@@ -1098,7 +1107,7 @@ mod tests {
     fn config_checks_name_the_sub_field() {
         let standard = WebhookVerification::Hmac(HmacVerification {
             header: Some("x-sig".into()),
-            ..HmacVerification::standard_webhooks(Secret::new("whsec_AAAA"))
+            ..HmacVerification::standard_webhooks(Secret::new("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
         });
         assert_eq!(standard.check().unwrap_err().0, "header");
         let bad_secret = WebhookVerification::Hmac(HmacVerification::standard_webhooks(Secret::new("whsec_***")));

@@ -27,6 +27,6 @@ pub use plan::{
     full_extract_deletes, plan_history, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats, PlannedVersion,
 };
 pub use profile::{HistoryProfile, ProfileKind};
-pub use schema::{Column, ColumnType, SchemaChange, TableSchema};
+pub use schema::{over_column_cap, Column, ColumnType, OverColumnCap, SchemaChange, TableSchema, DEFAULT_MAX_COLUMNS};
 pub use time::{format_timestamp, parse_timestamp, Millis, FAR_FUTURE};
 pub use value::{CellValue, FlatValue};

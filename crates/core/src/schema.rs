@@ -151,6 +151,51 @@ impl TableSchema {
     }
 }
 
+/// Most record columns one history table may have (the history metadata columns not counted):
+/// a record whose new fields would take its table past it is refused alone.
+pub const DEFAULT_MAX_COLUMNS: usize = 1_000;
+
+/// A record refused because its table would pass the column cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverColumnCap {
+    /// The record's position among the records given.
+    pub index: usize,
+    /// The columns the table would have with it.
+    pub columns: usize,
+}
+
+/// The records (by position) that would take a table past `max_columns` record columns, in
+/// order: each record accepted before it counts, so the table never passes the cap and the
+/// other records are written. A field that holds null makes no column (as [`TableSchema::evolve`]).
+pub fn over_column_cap<'a>(
+    schema: &TableSchema,
+    records: impl IntoIterator<Item = Option<&'a FlatRecord>>,
+    max_columns: usize,
+) -> Vec<OverColumnCap> {
+    let mut known: HashSet<&str> = schema.columns.iter().map(|column| column.name.as_str()).collect();
+    let mut refused = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let Some(record) = record else { continue };
+        let new: Vec<&str> = record
+            .fields
+            .iter()
+            .filter(|(name, value)| value.column_type(false).is_some() && !known.contains(name.as_str()))
+            .map(|(name, _)| name.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if known.len() + new.len() > max_columns {
+            refused.push(OverColumnCap {
+                index,
+                columns: known.len() + new.len(),
+            });
+        } else {
+            known.extend(new);
+        }
+    }
+    refused
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +259,22 @@ mod tests {
         let (again, none) = schema.evolve(&records, &HashSet::new());
         assert_eq!(again, schema);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn the_column_cap_refuses_only_the_records_over_it() {
+        let base = TableSchema {
+            columns: vec![Column {
+                name: "id".into(),
+                column_type: ColumnType::BigInt,
+            }],
+        };
+        let wide = FlatRecord {
+            fields: (0..5).map(|n| (format!("f{n}"), FlatValue::Int(n))).collect(),
+        };
+        let narrow = record(&[("id", FlatValue::Int(1)), ("a", FlatValue::Int(1)), ("b", FlatValue::Null)]);
+        let refused = over_column_cap(&base, [Some(&narrow), Some(&wide), None, Some(&narrow)], 4);
+        assert_eq!(refused, vec![OverColumnCap { index: 1, columns: 7 }]);
+        assert!(over_column_cap(&base, [Some(&wide)], 6).is_empty());
     }
 }

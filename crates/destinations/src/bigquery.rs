@@ -577,7 +577,8 @@ impl BigQueryDestination {
                 .unwrap_or("no access token in the answer");
             return Err(credentials_error(format!("the token request was refused ({status}: {reason})")));
         };
-        let lifetime = body["expires_in"].as_u64().unwrap_or(3600);
+        // A day at most: a huge `expires_in` must not overflow the clock.
+        let lifetime = body["expires_in"].as_u64().unwrap_or(3600).min(86_400);
         let value = access_token.to_string();
         *token = Some(Token {
             value: value.clone(),

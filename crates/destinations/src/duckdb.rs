@@ -135,13 +135,56 @@ impl DuckDbDestination {
     }
 }
 
+/// Creates an empty DuckDB database at `path` that is never readable by others, not even for a
+/// moment: DuckDB creates files with the process umask, so the database is made in a folder of
+/// mode 0700 beside the target, closed, set to 0600 and renamed into place.
+fn create_private_database(path: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use syncline_state::private_files::{create_private_folder, make_private};
+    let folder = folder_of(path);
+    create_private_folder(folder)?;
+    let name = path.file_name().ok_or("the destination path names no file")?;
+    let staging = folder.join(format!(".{}.creating-{}", name.to_string_lossy(), std::process::id()));
+    create_private_folder(&staging)?;
+    let staged = staging.join(name);
+    let created = (|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        drop(Connection::open(&staged)?);
+        make_private(&staged)?;
+        if !path.exists() {
+            std::fs::rename(&staged, path)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    created
+}
+
+/// DuckDB's write-ahead log beside the file.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
 fn is_lock_conflict(error: &duckdb::Error) -> bool {
     let text = error.to_string();
     text.contains("Could not set lock") || text.contains("Conflicting lock")
 }
 
-/// Opens the file, retrying with backoff while another process holds its lock.
+/// The folder a file lives in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Opens the file, retrying with backoff while another process holds its lock. A file syncline
+/// creates gets mode 0600 (its folder 0700 when syncline creates that too): the warehouse holds
+/// every record.
 pub(crate) fn open_with_retry(path: &Path, retry: LockRetry) -> Result<Connection, DestinationError> {
+    if !path.exists() {
+        create_private_database(path)
+            .map_err(|error| DestinationError::Task(format!("cannot create {} with mode 0600: {error}", path.display())))?;
+    }
     let mut wait = retry.first_wait;
     for attempt in 1..=retry.attempts.max(1) {
         match Connection::open(path) {
@@ -494,6 +537,42 @@ impl Destination for DuckDbDestination {
         DuckDbDestination::release(self).await
     }
 
+    /// Never opens or pins the file (an unauthenticated `/readyz` must not lock readers out):
+    /// a held connection answers `SELECT 1` unless a batch is using it; without one, the folder
+    /// the file lives in must exist.
+    async fn readiness(&self) -> Result<(), DestinationError> {
+        let held = self.held.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(held) = held {
+                match held.try_lock() {
+                    Ok(guard) => {
+                        if let Some(connection) = guard.as_ref() {
+                            connection.execute_batch("SELECT 1")?;
+                            return Ok(());
+                        }
+                    }
+                    // A batch is writing through the open connection: it works.
+                    Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+                    Err(std::sync::TryLockError::Poisoned(_)) => {
+                        return Err(DestinationError::Task("duckdb connection lock poisoned".into()))
+                    }
+                }
+            }
+            let folder = folder_of(&path);
+            if folder.is_dir() {
+                Ok(())
+            } else {
+                Err(DestinationError::Task(format!(
+                    "the folder {} of the duckdb file does not exist; create it or fix destination.url",
+                    folder.display()
+                )))
+            }
+        })
+        .await
+        .map_err(|error| DestinationError::Task(error.to_string()))?
+    }
+
     async fn table_schema(&self, table: &str, profile: &HistoryProfile) -> Result<Option<TableSchema>, DestinationError> {
         let table = table.to_string();
         let metadata: Vec<String> = profile.metadata_columns().iter().map(|name| name.to_string()).collect();
@@ -519,7 +598,17 @@ impl Destination for DuckDbDestination {
         if batch.is_empty() {
             return Ok(());
         }
-        self.with_connection(move |connection| apply_batch(connection, &batch)).await
+        let wal = wal_path(&self.path);
+        self.with_connection(move |connection| {
+            apply_batch(connection, &batch)?;
+            // DuckDB creates its write-ahead log with the process umask; it holds records too.
+            if wal.exists() {
+                syncline_state::private_files::make_private(&wal)
+                    .map_err(|error| DestinationError::Task(format!("cannot make {} private: {error}", wal.display())))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn read_versions(

@@ -176,6 +176,15 @@ pub trait Destination: Send + Sync {
     async fn release(&self) -> Result<(), DestinationError> {
         Ok(())
     }
+
+    /// For `/readyz`: the state of what is already open, without pinning anything. The default
+    /// asks the server for a table that does not exist (a connection the destination keeps
+    /// anyway); DuckDB never opens its file for it (see [`DuckDbDestination`]).
+    async fn readiness(&self) -> Result<(), DestinationError> {
+        self.table_schema("_syncline_readiness_probe", &HistoryProfile::default())
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Which destination to write to, from configuration or a URL.

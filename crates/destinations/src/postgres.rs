@@ -206,6 +206,7 @@ impl PostgresDestination {
                     tracing::warn!(%error, "postgres destination connection closed");
                 }
             });
+            syncline_state::postgres_url::log_plaintext_fallback(&client, &self.url.connection, "destination").await;
             *guard = Some(client);
         }
         Ok(guard)

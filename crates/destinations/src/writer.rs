@@ -141,8 +141,35 @@ impl<'a> HistoryWriter<'a> {
     /// Plans a batch: reads the index entries of its ids (and takes the deferred entries of
     /// the previous batch from memory) and the table schema (once per writer), and assembles
     /// the rows.
-    pub async fn prepare(&mut self, observed: Vec<Observed>, synced_at: Millis) -> Result<PreparedWrite, WriteError> {
+    pub async fn prepare(&mut self, mut observed: Vec<Observed>, synced_at: Millis) -> Result<PreparedWrite, WriteError> {
         let started = std::time::Instant::now();
+        if self.schema.is_none() {
+            self.schema = Some(
+                self.destination
+                    .table_schema(&self.target.table, &self.target.profile)
+                    .await?
+                    .unwrap_or_default(),
+            );
+        }
+        // A record that would take the table past the column cap is refused alone.
+        let refused = syncline_core::over_column_cap(
+            self.schema.as_ref().expect("schema loaded above"),
+            observed.iter().map(|item| match &item.observation.kind {
+                syncline_core::ObservationKind::Upsert { record, .. } => Some(record),
+                syncline_core::ObservationKind::Delete => None,
+            }),
+            syncline_core::DEFAULT_MAX_COLUMNS,
+        );
+        for over in refused.iter().rev() {
+            let item = observed.remove(over.index);
+            tracing::error!(
+                table = %self.target.table,
+                id = %item.observation.id,
+                columns = over.columns,
+                max_columns = syncline_core::DEFAULT_MAX_COLUMNS,
+                "record refused: it would give its history table more columns than the cap; the other records are written. Remove fields upstream or leave the entity out of `entities`"
+            );
+        }
         let mut observations = Vec::with_capacity(observed.len());
         let mut extras = Vec::with_capacity(observed.len());
         for item in observed {
@@ -160,14 +187,6 @@ impl<'a> HistoryWriter<'a> {
         let read_ms = started.elapsed().as_millis() as u64;
         let plan = plan_history(&current, &observations);
         drop(current);
-        if self.schema.is_none() {
-            self.schema = Some(
-                self.destination
-                    .table_schema(&self.target.table, &self.target.profile)
-                    .await?
-                    .unwrap_or_default(),
-            );
-        }
         let schema_before = self.schema.as_ref().expect("schema loaded above");
         let count = observations.len();
         let batch = assemble_batch_owned(

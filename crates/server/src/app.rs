@@ -5,20 +5,28 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{BoxError, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use syncline_connectors::reconcile::SyncMode;
 use syncline_connectors::webhook::{digest_eq, parse_webhook, verify};
-use syncline_core::HistoryProfile;
 use tokio::sync::Notify;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
 
+use crate::listener::{overloaded_response, ListenerLimits, RETRY_AFTER_SECONDS};
 use crate::sources::{now_ms, Sources};
 use crate::Secret;
+
+/// Longest entity name from a webhook that is written to the log.
+const LOGGED_NAME_CHARS: usize = 64;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -39,6 +47,8 @@ pub enum ApiError {
     Malformed(String),
     /// The body is over the source's limit.
     TooLarge(usize),
+    /// The body did not arrive within the body-read timeout.
+    BodyTimeout,
     /// No such source.
     UnknownSource,
     /// The state store (inbox) failed: nothing was stored, the sender should retry.
@@ -62,10 +72,21 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 "no such source; post to /webhooks/{source} with a source of the configuration".to_string(),
             ),
-            ApiError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the inbox cannot store the webhook right now; retry later".to_string(),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time; send it at once, or raise server.body_read_timeout_ms".to_string(),
             ),
+            ApiError::Unavailable => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "the inbox cannot store the webhook right now; retry later" })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                return response;
+            }
             ApiError::SyncDisabled => (
                 StatusCode::FORBIDDEN,
                 "/sync is disabled; set server.sync_secret to enable it".to_string(),
@@ -76,15 +97,54 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router.
-pub fn router(state: Arc<AppState>) -> Router {
+/// The router. Every route but `/healthz` shares one cap on requests in flight: past it a
+/// request is answered 503 with `Retry-After` at once (load shedding, before its body is read).
+/// Webhooks, `/readyz` and `/metrics` are answered 408 past the whole-request timeout; `/sync`
+/// runs as long as its reconcile. `/healthz` stays outside the cap, so a liveness probe does
+/// not restart a server that is merely busy.
+pub fn router(state: Arc<AppState>, limits: &ListenerLimits) -> Router {
+    let timeout = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout);
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(shed_error))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_requests_in_flight));
     Router::new()
-        .route("/webhooks/{source}", post(receive_webhook))
+        .route("/webhooks/{source}", post(receive_webhook).layer(timeout))
         .route("/sync", post(sync))
+        .route("/readyz", get(readyz).layer(timeout))
+        .route("/metrics", get(metrics).layer(timeout))
+        .layer(shed)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+async fn shed_error(error: BoxError) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return overloaded_response();
+    }
+    tracing::error!(%error, "request failed in the listener's layers");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Why reading a body failed: over the limit (413), too slow (408), or the client broke off.
+fn body_error(error: &axum::Error, limit: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return ApiError::TooLarge(limit);
+        }
+        if current.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        cause = current.source();
+    }
+    ApiError::Malformed("the body could not be read; send it again".to_string())
+}
+
+/// A name from request data, shortened and escaped for the log.
+fn loggable(name: &str) -> String {
+    let shortened: String = name.chars().take(LOGGED_NAME_CHARS).collect();
+    format!("{shortened:?}")
 }
 
 async fn receive_webhook(
@@ -115,17 +175,42 @@ async fn receive_webhook(
         tracing::warn!(source, "webhook for a source without a [webhook] section; refused");
         return Err(reject("unauthorized", ApiError::Unauthorized));
     };
-    let limit = webhook.max_body_bytes;
-    let body = to_bytes(body, limit)
-        .await
-        .map_err(|_| reject("too_large", ApiError::TooLarge(limit)))?;
-    let received_at = now_ms();
     let Some(verification) = &webhook.verify else {
         return Err(reject("unauthorized", ApiError::Unauthorized));
     };
-    if let Err(error) = verify(verification, &headers, &body, received_at) {
-        tracing::warn!(source, reason = %error, "webhook verification failed");
-        return Err(reject("unauthorized", ApiError::Unauthorized));
+    let limit = webhook.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(reject("too_large", ApiError::TooLarge(limit)));
+    }
+    // Schemes that need only the headers are checked before a byte of the body is read.
+    if !verification.needs_body() {
+        if let Err(error) = verify(verification, &headers, &[], now_ms()) {
+            tracing::warn!(source, reason = %error, "webhook verification failed");
+            return Err(reject("unauthorized", ApiError::Unauthorized));
+        }
+    }
+    let body = match to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(error) => {
+            let error = body_error(&error, limit);
+            let reason = match error {
+                ApiError::TooLarge(_) => "too_large",
+                ApiError::BodyTimeout => "body_timeout",
+                _ => "malformed",
+            };
+            return Err(reject(reason, error));
+        }
+    };
+    let received_at = now_ms();
+    if verification.needs_body() {
+        if let Err(error) = verify(verification, &headers, &body, received_at) {
+            tracing::warn!(source, reason = %error, "webhook verification failed");
+            return Err(reject("unauthorized", ApiError::Unauthorized));
+        }
     }
     let delivery_header = verification
         .delivery_id_header()
@@ -135,11 +220,32 @@ async fn receive_webhook(
         tracing::warn!(source, %error, "malformed webhook");
         reject("malformed", ApiError::Malformed(error.to_string()))
     })?;
-    for entity in &parsed.unknown_entities {
-        tracing::info!(source, entity, "webhook for an entity this connector does not sync; acknowledged");
-        metrics.increment(
+    // Ids become request paths: one that is not the vendor's id syntax refuses the delivery.
+    for event in &parsed.events {
+        let Some(spec) = source_config.connector.entity(&event.entity) else {
+            continue;
+        };
+        let checked = spec
+            .check_id(&event.id)
+            .and_then(|()| event.parent_id.as_deref().map_or(Ok(()), |parent| spec.check_id(parent)));
+        if let Err(error) = checked {
+            tracing::warn!(source, %error, "webhook refused: an id is not the vendor's");
+            return Err(reject("malformed", ApiError::Malformed(error.to_string())));
+        }
+    }
+    if !parsed.unknown_entities.is_empty() {
+        for entity in &parsed.unknown_entities {
+            tracing::info!(
+                source,
+                entity = %loggable(entity),
+                "webhook for an entity this connector does not sync; acknowledged"
+            );
+        }
+        // One series per source, whatever names the senders make up.
+        metrics.add(
             "syncline_webhook_unknown_entity_total",
-            &[("source", source.as_str()), ("entity", entity.as_str())],
+            &labels,
+            parsed.unknown_entities.len() as f64,
         );
     }
     let selected = source_config.selected_entities();
@@ -180,7 +286,9 @@ struct SyncQuery {
 }
 
 async fn sync(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(query): Query<SyncQuery>) -> Result<Response, ApiError> {
-    let Some(secret) = &app.sync_secret else {
+    // An empty secret never authenticates (start refuses it too): an unset variable must not
+    // open /sync to anyone.
+    let Some(secret) = app.sync_secret.as_ref().filter(|secret| !secret.expose().is_empty()) else {
         return Err(ApiError::SyncDisabled);
     };
     let given = headers.get("x-sync-secret").map(|value| value.as_bytes()).unwrap_or_default();
@@ -263,14 +371,8 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         .await
         .map(|_| ())
         .map_err(|error| error.to_string());
-    let probe_profile = HistoryProfile::default();
-    let destination = app
-        .sources
-        .destination
-        .table_schema("_syncline_readiness_probe", &probe_profile)
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string());
+    // The state of what is open; a DuckDB file is never opened (nor kept) for a probe.
+    let destination = app.sources.destination.readiness().await.map_err(|error| error.to_string());
     let worker = app.sources.worker_health.is_up();
     let ready = state.is_ok() && destination.is_ok() && worker;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

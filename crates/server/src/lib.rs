@@ -10,6 +10,7 @@
 //! event is applied: the worker's claims are leases, and the history writer is replay-safe.
 
 pub mod app;
+pub mod listener;
 pub mod metrics;
 pub mod scheduler;
 pub mod sources;
@@ -24,6 +25,7 @@ use syncline_state::StateStore;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub use listener::ListenerLimits;
 pub use syncline_connectors::Secret;
 pub use worker::WorkerOptions;
 
@@ -51,6 +53,9 @@ pub enum ServerError {
     /// The scheduler's settings are wrong.
     #[error("{0}")]
     Schedule(String),
+    /// The `/sync` secret is empty or trivially short.
+    #[error("server.sync_secret {0}")]
+    WeakSyncSecret(String),
 }
 
 /// How the server runs.
@@ -64,6 +69,8 @@ pub struct ServerOptions {
     pub worker: WorkerOptions,
     /// Run the built-in scheduler (off when an external scheduler calls `/sync`).
     pub scheduler: bool,
+    /// Timeouts and caps of the listener.
+    pub limits: ListenerLimits,
 }
 
 /// A running server.
@@ -121,6 +128,18 @@ pub async fn start(
     state: Arc<dyn StateStore>,
     destination: Arc<dyn Destination>,
 ) -> Result<ServerHandle, ServerError> {
+    if let Some(secret) = &options.sync_secret {
+        syncline_connectors::check_secret_strength(secret).map_err(ServerError::WeakSyncSecret)?;
+    }
+    let max_body_bytes = config
+        .sources
+        .values()
+        .filter_map(|source| source.webhook.as_ref().map(|webhook| webhook.max_body_bytes))
+        .max()
+        .unwrap_or(syncline_connectors::webhook::DEFAULT_MAX_BODY_BYTES)
+        // A safety net for every route: the webhook handler enforces each source's own limit
+        // while it reads (and counts the refusal), so the net sits well above it.
+        .saturating_mul(4);
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let sources = Arc::new(Sources::new(Arc::clone(&config), state, destination, metrics)?);
@@ -129,34 +148,31 @@ pub async fn start(
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|error| ServerError::Bind {
-            address: options.listen,
-            error,
-        })?;
+    let listener = listener::bind(options.listen, options.limits.max_connections).map_err(|error| ServerError::Bind {
+        address: options.listen,
+        error,
+    })?;
     let address = listener.local_addr().map_err(|error| ServerError::Bind {
         address: options.listen,
         error,
     })?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let wake = Arc::new(Notify::new());
-    let app = router(Arc::new(AppState {
-        sources: Arc::clone(&sources),
-        wake: Arc::clone(&wake),
-        sync_secret: options.sync_secret.clone(),
-    }));
-    let mut http_shutdown = shutdown_receiver.clone();
-    let http = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "http server failed");
-        }
-    });
+    let app = router(
+        Arc::new(AppState {
+            sources: Arc::clone(&sources),
+            wake: Arc::clone(&wake),
+            sync_secret: options.sync_secret.clone(),
+        }),
+        &options.limits,
+    );
+    let http = tokio::spawn(listener::serve(
+        listener,
+        app,
+        options.limits,
+        max_body_bytes,
+        shutdown_receiver.clone(),
+    ));
     let worker = tokio::spawn(worker::run_worker(
         Arc::clone(&sources),
         options.worker.clone(),

@@ -32,7 +32,7 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "syncline_webhooks_rejected_total",
         "counter",
-        "Webhook deliveries refused, by reason (unauthorized, malformed, too_large, unknown_source, unavailable).",
+        "Webhook deliveries refused, by reason (unauthorized, malformed, too_large, body_timeout, unknown_source, unavailable).",
     ),
     (
         "syncline_webhook_events_total",
@@ -47,12 +47,17 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "syncline_webhook_unknown_entity_total",
         "counter",
-        "Events for entities the connector does not sync; logged and acknowledged.",
+        "Events for entities the connector does not sync, per source (the names are logged, never labels); acknowledged.",
     ),
     (
         "syncline_webhook_ack_seconds",
         "histogram",
         "Time from request to acknowledgement (after the durable write).",
+    ),
+    (
+        "syncline_inbox_durability",
+        "gauge",
+        "1 for the durability in force ([state] durability): crash = an acknowledged webhook survives a process crash; power_loss = also a power cut.",
     ),
     ("syncline_inbox_depth", "gauge", "Events waiting in the inbox."),
     ("syncline_inbox_oldest_age_seconds", "gauge", "Age of the oldest waiting event."),
@@ -336,7 +341,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
-        metrics.increment("syncline_webhook_unknown_entity_total", &[("entity", "a\"b")]);
-        assert!(metrics.render().contains("entity=\"a\\\"b\""));
+        metrics.increment("syncline_webhooks_received_total", &[("source", "a\"b")]);
+        assert!(metrics.render().contains("source=\"a\\\"b\""));
     }
 }

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod postgres;
 pub mod postgres_url;
+pub mod private_files;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -275,10 +276,46 @@ impl std::str::FromStr for StateConfig {
     }
 }
 
-/// Opens the configured state store (applying migrations).
+/// What an acknowledged webhook survives (`[state] durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A crash or kill of the process (the default): SQLite in WAL mode with
+    /// `synchronous = NORMAL`; a power cut or kernel crash can lose the last commits.
+    #[default]
+    Crash,
+    /// A power cut too: SQLite `synchronous = FULL`, a disk flush per commit (see
+    /// `bench/webhooks.sh` for the cost). PostgreSQL commits are flushed by the server's own
+    /// settings (`synchronous_commit`), whatever this says.
+    PowerLoss,
+}
+
+impl Durability {
+    /// The name in the configuration and in metric help: `crash` or `power_loss`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Crash => "crash",
+            Durability::PowerLoss => "power_loss",
+        }
+    }
+
+    /// SQLite's `synchronous` setting for it.
+    pub fn sqlite_synchronous(self) -> &'static str {
+        match self {
+            Durability::Crash => "NORMAL",
+            Durability::PowerLoss => "FULL",
+        }
+    }
+}
+
+/// Opens the configured state store (applying migrations) with the default durability.
 pub async fn open_state_store(config: &StateConfig) -> Result<Box<dyn StateStore>, StateError> {
+    open_state_store_with(config, Durability::default()).await
+}
+
+/// Opens the configured state store (applying migrations) with a chosen durability.
+pub async fn open_state_store_with(config: &StateConfig, durability: Durability) -> Result<Box<dyn StateStore>, StateError> {
     match config {
-        StateConfig::Sqlite { path } => Ok(Box::new(SqliteStateStore::open(path)?)),
+        StateConfig::Sqlite { path } => Ok(Box::new(SqliteStateStore::open_with_durability(path, durability)?)),
         StateConfig::Postgres { url } => Ok(Box::new(PostgresStateStore::open(url).await?)),
     }
 }

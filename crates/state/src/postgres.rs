@@ -279,6 +279,7 @@ async fn connect(url: &PostgresUrl) -> Result<Client, StateError> {
             tracing::warn!(%error, "postgres state store connection closed");
         }
     });
+    crate::postgres_url::log_plaintext_fallback(&client, &url.connection, "state store").await;
     if let Some(schema) = &url.schema {
         let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
         // Create the schema only when it is missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on

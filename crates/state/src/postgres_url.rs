@@ -313,19 +313,82 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
     }
 }
 
-/// The URL with its password (if any) replaced by `***`, safe for messages and logs.
+/// Query parameters whose values are credentials: shown as `***` by [`redact_url`].
+const SECRET_PARAMETERS: &[&str] = &[
+    "password",
+    "sslpassword",
+    "pass",
+    "token",
+    "api_token",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "secret",
+    "key",
+];
+
+/// The URL with its password (if any) and every credential query parameter (`password=`,
+/// `sslpassword=`, `token=`, ...) replaced by `***`, safe for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+                    None => head.to_string(),
+                },
+                None => head.to_string(),
+            }
+        }
+        None => head.to_string(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_string(),
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if SECRET_PARAMETERS.iter().any(|secret| name.eq_ignore_ascii_case(secret)) => format!("{name}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// True when the connection URL asks for `sslmode=prefer`, written or by default.
+pub fn prefers_tls(connection_url: &str) -> bool {
+    let query = connection_url.split_once('?').map_or("", |(_, query)| query);
+    !query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(name, value)| name == "sslmode" && value != "prefer")
+}
+
+/// After connecting with `sslmode=prefer`: says in the log when the server refused TLS and the
+/// connection fell back to plain text (credentials and data then cross the network readable).
+/// `what` names the connection (`state store`, `destination`).
+pub async fn log_plaintext_fallback(client: &tokio_postgres::Client, connection_url: &str, what: &str) {
+    if !prefers_tls(connection_url) {
+        return;
+    }
+    match client
+        .query_opt("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .await
+    {
+        Ok(Some(row)) if !row.get::<_, bool>(0) => tracing::warn!(
+            url = %redact_url(connection_url),
+            connection = what,
+            "postgres connection fell back to plain text (sslmode=prefer and the server offers no TLS); write sslmode=verify-full for any non-local host"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, connection = what, "cannot tell whether the postgres connection is encrypted"),
     }
 }
 
@@ -465,5 +528,17 @@ mod tests {
         assert_eq!(redact_url("postgres://ann@h/db"), "postgres://ann@h/db");
         let debug = format!("{:?}", split_postgres_url("postgres://ann:s3cret@h/db").unwrap());
         assert!(!debug.contains("s3cret"), "{debug}");
+        assert_eq!(
+            redact_url("postgres://ann@h/db?password=s3cret&sslmode=verify-full&sslpassword=k3y"),
+            "postgres://ann@h/db?password=***&sslmode=verify-full&sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("postgres://ann:p@ss:word@h/db?Password=x"),
+            "postgres://ann:***@h/db?Password=***"
+        );
+        assert_eq!(redact_url("duckdb://w.duckdb"), "duckdb://w.duckdb");
+        assert_eq!(redact_url("state.db"), "state.db");
+        assert!(prefers_tls("postgres://h/db") && prefers_tls("postgres://h/db?sslmode=prefer"));
+        assert!(!prefers_tls("postgres://h/db?sslmode=verify-full"));
     }
 }

@@ -29,7 +29,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use syncline_core::{CurrentVersion, EventAction, Millis, WebhookEvent};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{inbox_retry_delay_ms, join_hashes, split_hashes, InboxEntry, InboxStats, IndexWrite, StateError, StateStore, StoredRecord};
+use crate::{
+    inbox_retry_delay_ms, join_hashes, split_hashes, Durability, InboxEntry, InboxStats, IndexWrite, StateError, StateStore, StoredRecord,
+};
 
 /// Schema migrations, applied in order; the store's version is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -126,14 +128,29 @@ struct AppendRequest {
 }
 
 impl SqliteStateStore {
-    /// Opens (creating if needed) the state file and applies pending migrations.
+    /// Opens (creating if needed) the state file and applies pending migrations, with the
+    /// default durability ([`Durability::Crash`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
-        Self::open_with_synchronous(path, "NORMAL")
+        Self::open_with_durability(path, Durability::Crash)
     }
 
-    /// [`Self::open`] with another `synchronous` setting (the tests compare `FULL`).
+    /// [`Self::open`] with a chosen durability (`[state] durability`).
+    pub fn open_with_durability(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StateError> {
+        Self::open_with_synchronous(path, durability.sqlite_synchronous())
+    }
+
+    /// [`Self::open`] with another `synchronous` setting (the tests compare `FULL`). A file
+    /// syncline creates gets mode 0600 (SQLite gives its `-wal` and `-shm` files the same), its
+    /// folder 0700 when syncline creates that too: the file holds refresh tokens and records.
     fn open_with_synchronous(path: impl AsRef<Path>, synchronous: &str) -> Result<Self, StateError> {
-        let connection = Connection::open(path.as_ref())?;
+        let path = path.as_ref();
+        if let Some(folder) = path.parent() {
+            crate::private_files::create_private_folder(folder)
+                .map_err(|error| StateError::Task(format!("cannot create the folder of {}: {error}", path.display())))?;
+        }
+        crate::private_files::create_private_file(path)
+            .map_err(|error| StateError::Task(format!("cannot create {}: {error}", path.display())))?;
+        let connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", synchronous)?;
@@ -142,7 +159,7 @@ impl SqliteStateStore {
         // acknowledgement waits for.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         let store = Self::from_connection(connection)?;
-        let checkpoints = Connection::open(path.as_ref())?;
+        let checkpoints = Connection::open(path)?;
         checkpoints.busy_timeout(std::time::Duration::from_secs(10))?;
         let alive = Arc::downgrade(&store.connection);
         std::thread::Builder::new()
