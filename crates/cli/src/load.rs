@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use syncline_core::{
     format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatRecord, FlatValue, Flattener, HistoryProfile, LineError, Millis,
-    NamingOptions, Observation, ObservationKind, ProfileKind,
+    NamingOptions, Observation, ObservationKind, ProfileKind, StartSetting,
 };
 use syncline_destinations::{
     open_destination, Destination, DestinationConfig, DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats,
@@ -35,6 +35,24 @@ pub enum ProfileArg {
     Fivetran,
     /// `_cdc_start/_end/_active/_synced`, open end NULL.
     Cdc,
+}
+
+/// The start settings selectable on the command line (`--start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartArg {
+    /// Versions start when syncline writes them, strictly increasing per table.
+    Observed,
+    /// Versions start at the record's modified time (`--modified-field`), else at `--at`.
+    Source,
+}
+
+impl From<StartArg> for StartSetting {
+    fn from(start: StartArg) -> Self {
+        match start {
+            StartArg::Observed => StartSetting::Observed,
+            StartArg::Source => StartSetting::Source,
+        }
+    }
 }
 
 /// Arguments of `syncline load`.
@@ -92,6 +110,11 @@ pub struct LoadArgs {
     /// Defaults to the profile's.
     #[arg(long)]
     pub open_end: Option<String>,
+    /// What a version's start means: `observed` (when syncline wrote it, strictly increasing
+    /// per table) or `source` (the record's modified time). Default: the table's stored
+    /// setting, else `observed`. Changing it on an existing table is refused.
+    #[arg(long, value_enum)]
+    pub start: Option<StartArg>,
     /// Keep field names as they are instead of converting them to snake_case.
     #[arg(long)]
     pub keep_names: bool,
@@ -138,6 +161,7 @@ impl LoadPlan {
             }
             profile = HistoryProfile::with_prefix(prefix, profile.open_end);
         }
+        profile.start = args.start.map(StartSetting::from);
         if let Some(open_end) = &args.open_end {
             profile.open_end = match open_end.as_str() {
                 "null" | "NULL" => None,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use syncline_core::{CronSchedule, CronTimeZone, HistoryProfile, ProfileKind};
+use syncline_core::{CronSchedule, CronTimeZone, HistoryProfile, ProfileKind, StartSetting};
 
 use crate::spec::ConnectorKind;
 use crate::webhook::{WebhookVerification, DEFAULT_MAX_BODY_BYTES};
@@ -179,6 +179,24 @@ pub struct HistorySection {
     /// Table name pattern; `{entity}` is replaced by the entity name. Default `{entity}_history`.
     #[serde(default)]
     pub table_pattern: Option<String>,
+    /// What a version's start column means: `"observed"` (when syncline wrote the version,
+    /// strictly increasing per table, so `start > max(start)` incremental models see every
+    /// version, late and healed ones included) or `"source"` (the record's modified time,
+    /// Fivetran's definition; a version written late starts before rows already in the table).
+    /// Unset: the setting stored with each table, and `"observed"` for a new table. Changing it
+    /// on a table that already exists is refused. See docs/history-tables.md.
+    #[serde(default)]
+    pub start: Option<StartName>,
+}
+
+/// `[history] start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartName {
+    /// When syncline wrote the version.
+    Observed,
+    /// The record's modified time in the source.
+    Source,
 }
 
 impl HistorySection {
@@ -188,10 +206,15 @@ impl HistorySection {
             ProfileName::Fivetran => ProfileKind::Fivetran,
             ProfileName::Cdc => ProfileKind::Cdc,
         });
-        match &self.prefix {
+        let mut profile = match &self.prefix {
             Some(prefix) => HistoryProfile::with_prefix(prefix, base.open_end),
             None => base,
-        }
+        };
+        profile.start = self.start.map(|start| match start {
+            StartName::Observed => StartSetting::Observed,
+            StartName::Source => StartSetting::Source,
+        });
+        profile
     }
 
     /// The history table of an entity.

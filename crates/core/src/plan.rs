@@ -14,6 +14,11 @@
 //!   no row; a delete older than the current version, or of an id that is not active, is ignored;
 //! - an upsert after a delete re-creates the id when it is later than the delete; the new
 //!   version starts at its time.
+//!
+//! With [`Starts::ObservedAt`] (`[history] start = "observed"`) the same decisions are taken on
+//! the source times, but every new version starts at the write time instead (still after the
+//! id's previous start), and a delete ends the version at the write time: the table's starts
+//! then follow the order in which syncline wrote them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -138,8 +143,25 @@ pub struct Plan {
     pub stats: PlanStats,
 }
 
-/// Plans one batch. `current` holds the state-store entries of (at least) the ids in the batch.
+/// Where the starts of new versions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starts {
+    /// The observation times (the source's modified times).
+    Source,
+    /// The given write time, for every version of the batch (the writer passes a time after
+    /// every start already in the table). A second version of an id in the same batch starts
+    /// 1 ms after the first.
+    ObservedAt(Millis),
+}
+
+/// Plans one batch with source starts. `current` holds the state-store entries of (at least)
+/// the ids in the batch.
 pub fn plan_history(current: &HashMap<String, CurrentVersion>, observations: &[Observation]) -> Plan {
+    plan_history_with(current, observations, Starts::Source)
+}
+
+/// Plans one batch, with starts taken as `starts` says.
+pub fn plan_history_with(current: &HashMap<String, CurrentVersion>, observations: &[Observation], starts: Starts) -> Plan {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(observations.len());
     for (index, observation) in observations.iter().enumerate() {
@@ -158,12 +180,24 @@ pub fn plan_history(current: &HashMap<String, CurrentVersion>, observations: &[O
             )
         });
         let id = &observations[group[0]].id;
-        plan_id(id, current.get(id).cloned(), &group, observations, &mut plan);
+        plan_id(id, current.get(id).cloned(), &group, observations, starts, &mut plan);
     }
     plan
 }
 
-fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observations: &[Observation], plan: &mut Plan) {
+fn plan_id(
+    id: &str,
+    mut state: Option<CurrentVersion>,
+    group: &[usize],
+    observations: &[Observation],
+    starts: Starts,
+    plan: &mut Plan,
+) {
+    // The time a change takes effect in the table: the source time, or the write time.
+    let effective = |time: Millis| match starts {
+        Starts::Source => time,
+        Starts::ObservedAt(at) => at,
+    };
     // The version of this id inserted by this batch that is latest, if any.
     let mut latest_in_batch: Option<usize> = None;
     let mut record_observation: Option<usize> = None;
@@ -185,12 +219,12 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 plan.versions.push(PlannedVersion {
                     observation: index,
                     id: id.to_string(),
-                    start: time,
+                    start: effective(time),
                     end: None,
                 });
                 latest_in_batch = Some(plan.versions.len() - 1);
                 state = Some(CurrentVersion {
-                    start: time,
+                    start: effective(time),
                     end: None,
                     row_hash: row_hash.clone(),
                     modified: time,
@@ -204,7 +238,13 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
             (ObservationKind::Upsert { row_hash, .. }, Some(current)) => {
                 let replay = time == current.modified && current.hashes_at_modified.contains(row_hash);
                 let deleted_at = current.end;
-                if time < current.modified || deleted_at.is_some_and(|deleted| time <= deleted) {
+                // With observed starts the end of a deleted version is a write time; the
+                // delete's source time is kept as the modified time.
+                let deleted_in_source = match starts {
+                    Starts::Source => deleted_at,
+                    Starts::ObservedAt(_) => deleted_at.map(|_| current.modified),
+                };
+                if time < current.modified || deleted_in_source.is_some_and(|deleted| time <= deleted) {
                     plan.stats.ignored += 1;
                     continue;
                 }
@@ -223,7 +263,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                     plan.stats.ignored += 1;
                     continue;
                 }
-                let mut start = time.max(current.start + 1);
+                let mut start = effective(time).max(current.start + 1);
                 match deleted_at {
                     Some(deleted) => start = start.max(deleted + 1),
                     None => {
@@ -253,9 +293,15 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 content_changed = true;
             }
             (ObservationKind::Delete, Some(current)) if current.end.is_none() && time >= current.modified => {
-                let end = time.max(current.start);
+                let end = effective(time).max(current.start);
                 close(plan, latest_in_batch, current.start, end);
                 current.end = Some(end);
+                if let Starts::ObservedAt(_) = starts {
+                    if time > current.modified {
+                        current.modified = time;
+                        current.hashes_at_modified.clear();
+                    }
+                }
                 plan.stats.deleted += 1;
                 record_observation = None;
                 touched = true;
