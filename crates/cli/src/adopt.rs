@@ -63,7 +63,7 @@ pub struct AdoptArgs {
     #[arg(long)]
     pub prefix: Option<String>,
     /// The start setting syncline continues the table with (default: the table's stored
-    /// setting, else `observed`). The adopted versions keep their starts either way.
+    /// setting, else `source`). The adopted versions keep their starts either way.
     #[arg(long, value_enum)]
     pub start: Option<StartArg>,
     /// How the API writes timestamps, so that adopted versions hash like records fetched later.
@@ -137,7 +137,7 @@ pub async fn run(args: AdoptArgs) -> anyhow::Result<()> {
             report.ids,
             report.deleted_ids,
             options.old_table,
-            report.start.map(StartSetting::as_str).unwrap_or("observed"),
+            report.start.unwrap_or_default().as_str(),
         );
     }
     Ok(())

@@ -50,7 +50,7 @@ pub struct DemoArgs {
     /// `postgres://user@host:5432/database?schema=name` or `duckdb:///path/file.duckdb`.
     #[arg(long, value_name = "URL")]
     destination: Option<String>,
-    /// `[history] start` of the demo's tables: `observed` (default) or `source`.
+    /// `[history] start` of the demo's tables: `source` (the default) or `observed`.
     #[arg(long, value_enum)]
     start: Option<crate::load::StartArg>,
 }
@@ -156,6 +156,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             anyhow::ensure!(status.success(), "--after-round `{command}` failed after round {round} ({status})");
         }
     }
+    let webhook_versions = metrics.counter("syncline_versions_written_total", &[("source", SOURCE)]);
     // Versions written with a start at or before the newest start of an earlier write: what
     // an incremental model on `start > max(start)` would skip.
     let mut late: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -295,8 +296,8 @@ fn demo_config(args: &DemoArgs, simulator: &SimulatorHandle) -> String {
         .clone()
         .unwrap_or_else(|| format!("duckdb://{dir}/warehouse.duckdb"));
     let start = match args.start {
-        Some(crate::load::StartArg::Source) => "source",
-        Some(crate::load::StartArg::Observed) | None => "observed",
+        Some(crate::load::StartArg::Observed) => "observed",
+        Some(crate::load::StartArg::Source) | None => "source",
     };
     format!(
         r#"# Written by `syncline demo`: the simulated Pipedrive is gone when the demo ends.

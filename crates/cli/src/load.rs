@@ -112,7 +112,7 @@ pub struct LoadArgs {
     pub open_end: Option<String>,
     /// What a version's start means: `observed` (when syncline wrote it, strictly increasing
     /// per table) or `source` (the record's modified time). Default: the table's stored
-    /// setting, else `observed`. Changing it on an existing table is refused.
+    /// setting, else `source`. Changing it on an existing table is refused.
     #[arg(long, value_enum)]
     pub start: Option<StartArg>,
     /// Keep field names as they are instead of converting them to snake_case.

@@ -183,7 +183,7 @@ pub struct HistorySection {
     /// strictly increasing per table, so `start > max(start)` incremental models see every
     /// version, late and healed ones included) or `"source"` (the record's modified time,
     /// Fivetran's definition; a version written late starts before rows already in the table).
-    /// Unset: the setting stored with each table, and `"observed"` for a new table. Changing it
+    /// Unset: the setting stored with each table, and `"source"` for a new table. Changing it
     /// on a table that already exists is refused. See docs/history-tables.md.
     #[serde(default)]
     pub start: Option<StartName>,
@@ -193,10 +193,10 @@ pub struct HistorySection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartName {
-    /// When syncline wrote the version.
-    Observed,
     /// The record's modified time in the source.
     Source,
+    /// When syncline wrote the version.
+    Observed,
 }
 
 impl HistorySection {

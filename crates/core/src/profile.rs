@@ -18,14 +18,15 @@ pub enum ProfileKind {
 /// setting for its whole life (see `docs/history-tables.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartSetting {
-    /// The time syncline wrote the version, strictly increasing per table: an incremental
-    /// model that reads `start > max(start)` sees every version, late ones included. The
-    /// default, because late versions are what the reconciler exists to write.
-    #[default]
-    Observed,
     /// The record's modified time in the source (Fivetran's definition): as-of queries match
     /// the source's timeline, but a version written late starts before rows already written.
+    /// The default: it is what a table written by the old connector holds, and a replay after
+    /// a crash plans the very same rows (see `docs/history-tables.md`).
+    #[default]
     Source,
+    /// The time syncline wrote the version, strictly increasing per table: an incremental
+    /// model that reads `start > max(start)` sees every version, late ones included.
+    Observed,
 }
 
 impl StartSetting {

@@ -530,7 +530,7 @@ mod tests {
             entity: "deal".into(),
             table: table.into(),
             primary_key: "id".into(),
-            profile: HistoryProfile::default(),
+            profile: HistoryProfile::default().with_start(StartSetting::Observed),
             timestamp_columns: ["update_time".to_string()].into(),
         }
     }
@@ -578,7 +578,7 @@ mod tests {
         let target = target("deal_history");
         let report = adopt(old, new, &state, &target, &options("deal_history")).await.expect("adopt");
         assert_eq!((report.versions, report.ids, report.deleted_ids), (7, 4, 1), "{report:?}");
-        assert_eq!(report.start, Some(StartSetting::Observed));
+        assert_eq!(report.start, Some(StartSetting::Observed), "the target asks for observed starts");
         let profile = HistoryProfile::default();
         let adopted = new.read_versions("deal_history", "id", &profile).await.unwrap();
         let t = |text: &str| parse_timestamp(text).unwrap();

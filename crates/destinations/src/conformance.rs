@@ -134,8 +134,15 @@ pub async fn run<D: Destination + HistoryReader>(backend: &D) {
     observed_starts_increase_per_table(destination).await;
 }
 
-/// `(start, synced)` of every row of id 1, by start, read through the table's columns.
-async fn starts_and_synced(reader: &dyn HistoryReader, table: &str, profile: &HistoryProfile) -> Vec<(Millis, Millis)> {
+/// `(start, synced)` of every row of id 1, by start, read through the table's columns (after
+/// the destination released its connection, as another reader of the warehouse would).
+async fn starts_and_synced(
+    destination: &dyn Destination,
+    reader: &dyn HistoryReader,
+    table: &str,
+    profile: &HistoryProfile,
+) -> Vec<(Millis, Millis)> {
+    destination.release().await.expect("release");
     let rows = reader
         .rows(table, "id", profile, RowSelection::Every)
         .await
@@ -165,16 +172,16 @@ async fn every_write_sets_the_synced_column(destination: &dyn Destination, reade
     let mut writer = HistoryWriter::new(destination, &state, target(table, profile.clone()));
     let record = |name: &str, time: i64| upsert(json!({"id": 1, "name": name}), "id", time, NamingOptions::default());
     writer.write(vec![record("v0", 1_000)], 10_000).await.expect("v0");
-    assert_eq!(starts_and_synced(reader, table, &profile).await, vec![(1_000, 10_000)]);
+    assert_eq!(starts_and_synced(destination, reader, table, &profile).await, vec![(1_000, 10_000)]);
     writer.write(vec![record("v1", 2_000)], 20_000).await.expect("v1");
     assert_eq!(
-        starts_and_synced(reader, table, &profile).await,
+        starts_and_synced(destination, reader, table, &profile).await,
         vec![(1_000, 20_000), (2_000, 20_000)],
         "closing v0 sets its synced column"
     );
     writer.write(vec![delete(1, 3_000)], 30_000).await.expect("delete");
     assert_eq!(
-        starts_and_synced(reader, table, &profile).await,
+        starts_and_synced(destination, reader, table, &profile).await,
         vec![(1_000, 20_000), (2_000, 30_000)],
         "the delete's close sets the synced column of the row it closes"
     );
