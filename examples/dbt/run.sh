@@ -85,7 +85,7 @@ export SYNCLINE_DBT_HERE="$here" SYNCLINE_DBT_BIN="$venv/bin/dbt"
 # What the demo runs after each round, while syncline is idle and the warehouse released: an
 # incremental `dbt build`. The project is used unchanged; only its profile's target, schemas and
 # DuckDB path come from the environment.
-build_after_round='cd "$SYNCLINE_DBT_HERE" && echo "== dbt build after round $SYNCLINE_DEMO_ROUND" && "$SYNCLINE_DBT_BIN" build --quiet --project-dir . --profiles-dir . --vars "{deals_as_of: '"'"'$(date -u "+%Y-%m-%d %H:%M:%S")'"'"'}"'
+build_after_round='cd "$SYNCLINE_DBT_HERE" && echo "== dbt build after round $SYNCLINE_DEMO_ROUND" && "$SYNCLINE_DBT_BIN" build --quiet --project-dir . --profiles-dir . --vars "{deals_as_of: '"'"'$(date -u -d "+2 seconds" "+%Y-%m-%d %H:%M:%S")'"'"'}"'
 
 all_models="deals_current, deals_merge, stg_pipedrive__deal_history, deal_daily_history, deals_active"
 synced_models="deals_current, stg_pipedrive__deal_history, deals_active"
@@ -114,7 +114,7 @@ run_case() {
         --start "$start" "${destination_args[@]}" --after-round "$build_after_round" | tee "$dir.log"
     echo "== $backend, start = $start: every model again with --full-refresh, into ${analytics}_full"
     local now models report_only
-    now="$(date -u '+%Y-%m-%d %H:%M:%S')"
+    now="$(date -u -d '+2 seconds' '+%Y-%m-%d %H:%M:%S')"
     (cd "$here" && SYNCLINE_DBT_SCHEMA="${analytics}_full" "$venv/bin/dbt" run --quiet --full-refresh \
         --project-dir . --profiles-dir . --vars "{deals_as_of: '$now'}")
     if [ "$start" = observed ]; then

@@ -41,9 +41,10 @@ pub struct DemoArgs {
     /// check, all into the same warehouse (`--changes` per round).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// A shell command run after each round while syncline is idle and the warehouse is
-    /// released (e.g. a dbt run); `SYNCLINE_DEMO_ROUND` holds the round number. The demo fails
-    /// when the command fails.
+    /// A shell command run in each round once the webhooks are applied and before the
+    /// reconcile heals what they lost (as a scheduled dbt run would), and once more at the end,
+    /// while syncline is idle and the warehouse released; `SYNCLINE_DEMO_ROUND` holds the round
+    /// number (`final` for the last run). The demo fails when the command fails.
     #[arg(long, value_name = "COMMAND")]
     after_round: Option<String>,
     /// Write the history tables here instead of `DIR/warehouse.duckdb`:
@@ -115,6 +116,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         drive_changes(&simulator, args.changes, args.seed.wrapping_add(round as u64 - 1)).await;
         simulator.flush_webhooks().await;
         wait_for_empty_inbox(state.as_ref()).await?;
+        // A scheduled dbt run does not wait for the reconciler: it sees the lost webhooks
+        // missing, and the versions the reconcile then writes arrive late.
+        run_after_round(args.after_round.as_deref(), destination.as_ref(), &round.to_string()).await?;
 
         println!("3/4 one incremental reconcile{label}");
         let healing = sources
@@ -144,18 +148,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             parities.insert(table, compare_active(&expected, &versions));
         }
-        if let Some(command) = &args.after_round {
-            destination.release().await?;
-            println!("after round {round}: {command}");
-            let status = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .env("SYNCLINE_DEMO_ROUND", round.to_string())
-                .status()
-                .with_context(|| format!("cannot run --after-round `{command}`"))?;
-            anyhow::ensure!(status.success(), "--after-round `{command}` failed after round {round} ({status})");
-        }
     }
+    run_after_round(args.after_round.as_deref(), destination.as_ref(), "final").await?;
     let webhook_versions = metrics.counter("syncline_versions_written_total", &[("source", SOURCE)]);
     // Versions written with a start at or before the newest start of an earlier write: what
     // an incremental model on `start > max(start)` would skip.
@@ -242,6 +236,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if mismatches > 0 || !unclean.is_empty() {
         anyhow::bail!("the history tables disagree with the simulator's truth; this is a bug, please report it with the output above");
     }
+    Ok(())
+}
+
+/// Runs the `--after-round` command, if any, with the warehouse released.
+async fn run_after_round(command: Option<&str>, destination: &dyn syncline_destinations::Destination, round: &str) -> anyhow::Result<()> {
+    let Some(command) = command else { return Ok(()) };
+    destination.release().await?;
+    println!("after round {round}: {command}");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("SYNCLINE_DEMO_ROUND", round)
+        .status()
+        .with_context(|| format!("cannot run --after-round `{command}`"))?;
+    anyhow::ensure!(status.success(), "--after-round `{command}` failed after round {round} ({status})");
     Ok(())
 }
 
