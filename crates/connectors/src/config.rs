@@ -912,6 +912,18 @@ auth = { type = "api_token", token = "${PD_TOKEN}" }
     }
 
     #[test]
+    fn history_start_is_read_and_checked() {
+        let config = SynclineConfig::parse_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.history.profile().start, None, "unset: the table's stored setting");
+        let observed = format!("{MINIMAL}[history]\nstart = \"observed\"\n");
+        let config = SynclineConfig::parse_with_env(&observed, env).unwrap();
+        assert_eq!(config.history.profile().start, Some(StartSetting::Observed));
+        let wrong = format!("{MINIMAL}[history]\nstart = \"modified\"\n");
+        let error = SynclineConfig::parse_with_env(&wrong, env).unwrap_err().to_string();
+        assert!(error.contains("start") && error.contains("observed"), "{error}");
+    }
+
+    #[test]
     fn missing_variable_names_field_and_variable() {
         let error = SynclineConfig::parse_with_env(MINIMAL, |_| None).unwrap_err().to_string();
         assert!(error.contains("sources.pipedrive.auth.token"), "{error}");

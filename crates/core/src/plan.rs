@@ -337,3 +337,75 @@ pub fn full_extract_deletes(current: &HashMap<String, CurrentVersion>, seen: &Ha
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flatten::{flatten_record, NamingOptions};
+    use crate::hash::row_hash;
+    use serde_json::json;
+
+    fn upsert(id: u64, name: &str, time: Millis) -> Observation {
+        let record = flatten_record(json!({"id": id, "name": name}), NamingOptions::default()).unwrap();
+        Observation {
+            id: id.to_string(),
+            time,
+            kind: ObservationKind::Upsert {
+                row_hash: row_hash(&record),
+                record,
+            },
+        }
+    }
+
+    fn apply(index: &mut HashMap<String, CurrentVersion>, plan: &Plan) {
+        for entry in &plan.index {
+            index.insert(entry.id.clone(), entry.version.clone());
+        }
+    }
+
+    #[test]
+    fn observed_starts_take_the_write_time_and_source_times_decide() {
+        let mut index = HashMap::new();
+        let first = plan_history_with(&index, &[upsert(1, "a", 5_000)], Starts::ObservedAt(100_000));
+        assert_eq!(first.versions[0].start, 100_000);
+        apply(&mut index, &first);
+        assert_eq!(index["1"].modified, 5_000, "the index keeps the source time");
+        // an observation older than the current version is stale under either setting
+        let stale = plan_history_with(&index, &[upsert(1, "old", 4_000)], Starts::ObservedAt(200_000));
+        assert_eq!((stale.versions.len(), stale.stats.ignored), (0, 1));
+        // a replay of the same observation writes nothing
+        let replay = plan_history_with(&index, &[upsert(1, "a", 5_000)], Starts::ObservedAt(200_000));
+        assert!(replay.versions.is_empty() && replay.closes.is_empty());
+        // a change starts at the write time; the previous version ends 1 ms before
+        let change = plan_history_with(&index, &[upsert(1, "b", 6_000)], Starts::ObservedAt(200_000));
+        assert_eq!(change.versions[0].start, 200_000);
+        assert_eq!(change.closes[0].end, 199_999);
+        apply(&mut index, &change);
+        // a delete ends at the write time; a re-create with a source time before that write
+        // but after the delete's source time opens a new version
+        let delete = plan_history_with(
+            &index,
+            &[Observation {
+                id: "1".into(),
+                time: 7_000,
+                kind: ObservationKind::Delete,
+            }],
+            Starts::ObservedAt(300_000),
+        );
+        assert_eq!(delete.closes[0].end, 300_000);
+        apply(&mut index, &delete);
+        let recreate = plan_history_with(&index, &[upsert(1, "c", 8_000)], Starts::ObservedAt(400_000));
+        assert_eq!(recreate.versions[0].start, 400_000);
+        let before_delete = plan_history_with(&index, &[upsert(1, "c", 6_500)], Starts::ObservedAt(400_000));
+        assert!(before_delete.versions.is_empty(), "older than the delete: stale");
+    }
+
+    #[test]
+    fn source_starts_are_unchanged_by_the_setting_machinery() {
+        let observations = [upsert(1, "a", 5_000), upsert(1, "b", 5_000), upsert(2, "a", 1_000)];
+        let plan = plan_history_with(&HashMap::new(), &observations, Starts::Source);
+        assert_eq!(plan, plan_history(&HashMap::new(), &observations));
+        let starts: Vec<Millis> = plan.versions.iter().map(|version| version.start).collect();
+        assert_eq!(starts, [5_000, 5_001, 1_000]);
+    }
+}

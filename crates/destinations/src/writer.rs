@@ -204,9 +204,11 @@ impl<'a> HistoryWriter<'a> {
         }
         let exists = self.schema.is_some();
         let (source, table) = (&self.target.source, &self.target.table);
+        let marked = self.state.marker(source, &start_setting_marker(table)).await?.is_some();
         let stored = stored_start_setting(self.state, source, table, exists).await?;
         let start = resolve_start_setting(table, stored, self.target.profile.start)?;
-        if stored.is_none() || !exists {
+        if !marked {
+            // a new table, or one written before the setting was stored: record it now
             self.state
                 .set_marker(source, &start_setting_marker(table), start.as_str(), now)
                 .await?;
@@ -463,7 +465,8 @@ mod tests {
             entity: "deal".into(),
             table: "deal_history".into(),
             primary_key: "id".into(),
-            profile: HistoryProfile::default(),
+            // source starts: the crash tests below replay batches from a stale index
+            profile: HistoryProfile::default().with_start(StartSetting::Source),
             timestamp_columns: HashSet::new(),
         }
     }
@@ -535,6 +538,44 @@ mod tests {
             .unwrap();
         let index = state.all_current_versions("test", "deal").await.unwrap();
         (versions, index, stats)
+    }
+
+    #[tokio::test]
+    async fn a_table_keeps_its_start_setting() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        // A table written before the setting existed: no marker, rows in the table.
+        let mut legacy = target();
+        legacy.profile.start = None;
+        let mut writer = HistoryWriter::new(&destination, &state, legacy.clone());
+        writer.write(vec![upsert(1, 1, 1_000)], 5).await.unwrap();
+        state
+            .set_marker("test", &start_setting_marker("deal_history"), "", 5)
+            .await
+            .unwrap();
+        let error = HistoryWriter::new(&destination, &state, legacy.clone())
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, WriteError::UnknownStartSetting { .. }), "{error}");
+        // the marker is gone (an older syncline wrote the table): the table counts as source
+        let fresh = SqliteStateStore::in_memory().unwrap();
+        let mut observed = legacy.clone();
+        observed.profile.start = Some(StartSetting::Observed);
+        let error = HistoryWriter::new(&destination, &fresh, observed)
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("written with [history] start = \"source\" and cannot change to \"observed\""),
+            "{error}"
+        );
+        let versions = destination.read_versions("deal_history", "id", &HistoryProfile::default()).await.unwrap();
+        assert_eq!(versions.len(), 1, "a refused write writes nothing");
+        // unset keeps the table's setting
+        HistoryWriter::new(&destination, &fresh, legacy).write(vec![upsert(1, 2, 2_000)], 6).await.unwrap();
+        assert_eq!(fresh.marker("test", &start_setting_marker("deal_history")).await.unwrap().as_deref(), Some("source"));
     }
 
     #[tokio::test]
