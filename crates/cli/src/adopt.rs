@@ -20,6 +20,8 @@ pub enum TimestampTextArg {
     SpaceSeconds,
     /// `2024-01-15T10:20:30.000Z` (Zoho Desk, HaloPSA and most RFC 3339 APIs).
     IsoMillis,
+    /// `2024-01-15T10:20:30Z` (Pipedrive API v2).
+    IsoSeconds,
 }
 
 /// Arguments of `syncline adopt`.
@@ -76,8 +78,12 @@ pub struct AdoptArgs {
 
 /// Runs `syncline adopt`.
 pub async fn run(args: AdoptArgs) -> anyhow::Result<()> {
-    let old_profile = parse_profile(&args.from_profile)
-        .with_context(|| format!("--from-profile `{}` is not a profile; write fivetran, cdc or prefix:_your_prefix_", args.from_profile))?;
+    let old_profile = parse_profile(&args.from_profile).with_context(|| {
+        format!(
+            "--from-profile `{}` is not a profile; write fivetran, cdc or prefix:_your_prefix_",
+            args.from_profile
+        )
+    })?;
     let mut profile = HistoryProfile::of(match args.profile {
         ProfileArg::Fivetran => ProfileKind::Fivetran,
         ProfileArg::Cdc => ProfileKind::Cdc,
@@ -104,6 +110,7 @@ pub async fn run(args: AdoptArgs) -> anyhow::Result<()> {
         timestamp_text: match args.timestamp_text {
             TimestampTextArg::SpaceSeconds => TimestampText::SpaceSeconds,
             TimestampTextArg::IsoMillis => TimestampText::IsoMillis,
+            TimestampTextArg::IsoSeconds => TimestampText::IsoSeconds,
         },
         modified_column,
         now: syncline_connectors::reconcile::wall_clock_ms(),

@@ -105,7 +105,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut parities: BTreeMap<String, Parity> = BTreeMap::new();
     let mut unclean = Vec::new();
     for round in 1..=rounds {
-        let label = if rounds > 1 { format!(" (round {round} of {rounds})") } else { String::new() };
+        let label = if rounds > 1 {
+            format!(" (round {round} of {rounds})")
+        } else {
+            String::new()
+        };
         println!(
             "2/4 {} upstream changes{label}; webhooks: {:.1}% lost, {:.1}% duplicated, {:.1}% reordered",
             args.changes,

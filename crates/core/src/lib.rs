@@ -24,7 +24,8 @@ pub use event::{EventAction, WebhookEvent};
 pub use flatten::{flatten_record, snake_case_if, FlatRecord, Flattener, LineError, NamingOptions};
 pub use hash::row_hash;
 pub use plan::{
-    full_extract_deletes, plan_history, plan_history_with, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats, PlannedVersion, Starts,
+    full_extract_deletes, plan_history, plan_history_with, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats,
+    PlannedVersion, Starts,
 };
 pub use profile::{HistoryProfile, ProfileKind, StartSetting};
 pub use schema::{Column, ColumnType, SchemaChange, TableSchema};

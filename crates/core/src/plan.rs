@@ -185,14 +185,7 @@ pub fn plan_history_with(current: &HashMap<String, CurrentVersion>, observations
     plan
 }
 
-fn plan_id(
-    id: &str,
-    mut state: Option<CurrentVersion>,
-    group: &[usize],
-    observations: &[Observation],
-    starts: Starts,
-    plan: &mut Plan,
-) {
+fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observations: &[Observation], starts: Starts, plan: &mut Plan) {
     // The time a change takes effect in the table: the source time, or the write time.
     let effective = |time: Millis| match starts {
         Starts::Source => time,

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use syncline_core::{
-    assemble_batch, format_timestamp, row_hash, CurrentVersion, FlatRecord, FlatValue, HistoryProfile, Millis, Observation, ObservationKind,
-    Plan, PlannedVersion, StartSetting,
+    assemble_batch, format_timestamp, row_hash, CurrentVersion, FlatRecord, FlatValue, HistoryProfile, Millis, Observation,
+    ObservationKind, Plan, PlannedVersion, StartSetting,
 };
 use syncline_state::{IndexWrite, StateStore};
 
@@ -37,6 +37,8 @@ pub enum TimestampText {
     SpaceSeconds,
     /// `2024-01-15T10:20:30.000Z` (Zoho Desk and most RFC 3339 APIs).
     IsoMillis,
+    /// `2024-01-15T10:20:30Z` (Pipedrive API v2), with `.123` when the milliseconds are not zero.
+    IsoSeconds,
 }
 
 impl TimestampText {
@@ -46,6 +48,8 @@ impl TimestampText {
             TimestampText::IsoMillis => iso,
             TimestampText::SpaceSeconds if millis.rem_euclid(1000) == 0 => format!("{} {}", &iso[..10], &iso[11..19]),
             TimestampText::SpaceSeconds => format!("{} {}", &iso[..10], &iso[11..23]),
+            TimestampText::IsoSeconds if millis.rem_euclid(1000) == 0 => format!("{}Z", &iso[..19]),
+            TimestampText::IsoSeconds => iso,
         }
     }
 }
@@ -109,7 +113,11 @@ impl std::fmt::Display for AdoptProblem {
                 format_timestamp(*start)
             ),
             AdoptProblem::ActiveNotLast { start } => {
-                write!(formatter, "the active version starting {} is not the last one", format_timestamp(*start))
+                write!(
+                    formatter,
+                    "the active version starting {} is not the last one",
+                    format_timestamp(*start)
+                )
             }
             AdoptProblem::MissingEnd { start } => write!(formatter, "the closed version starting {} has no end", format_timestamp(*start)),
             AdoptProblem::MissingStart => write!(formatter, "a row has no start"),
@@ -158,7 +166,11 @@ pub enum AdoptError {
 }
 
 fn summary(problems: &[(String, AdoptProblem)]) -> String {
-    let mut text: Vec<String> = problems.iter().take(20).map(|(id, problem)| format!("id {id}: {problem}")).collect();
+    let mut text: Vec<String> = problems
+        .iter()
+        .take(20)
+        .map(|(id, problem)| format!("id {id}: {problem}"))
+        .collect();
     if problems.len() > 20 {
         text.push(format!("and {} more", problems.len() - 20));
     }
@@ -573,7 +585,12 @@ mod tests {
     /// The whole cutover on one pair of backends: adopt, re-run (a no-op), continue with
     /// fetched records (one unchanged, one changed, one new), and compare with the old table
     /// after the old connector saw the same changes.
-    async fn adopt_then_continue(old: &dyn HistoryReader, new: &(dyn Destination + Sync), new_reader: &dyn HistoryReader, change_old: impl std::future::Future<Output = ()>) {
+    async fn adopt_then_continue(
+        old: &dyn HistoryReader,
+        new: &(dyn Destination + Sync),
+        new_reader: &dyn HistoryReader,
+        change_old: impl std::future::Future<Output = ()>,
+    ) {
         let state = SqliteStateStore::in_memory().unwrap();
         let target = target("deal_history");
         let report = adopt(old, new, &state, &target, &options("deal_history")).await.expect("adopt");
@@ -618,11 +635,18 @@ mod tests {
             )
             .await
             .expect("continue");
-        assert_eq!((stats.plan.versions, stats.plan.unchanged, stats.plan.closed), (2, 2, 1), "{stats:?}");
+        assert_eq!(
+            (stats.plan.versions, stats.plan.unchanged, stats.plan.closed),
+            (2, 2, 1),
+            "{stats:?}"
+        );
         let after = new.read_versions("deal_history", "id", &profile).await.unwrap();
         assert_eq!(after.len(), 9);
         assert!(
-            after.iter().filter(|version| version.start > t("2026-01-01 13:00:00")).all(|version| version.start == t("2026-01-02 01:00:00")),
+            after
+                .iter()
+                .filter(|version| version.start > t("2026-01-01 13:00:00"))
+                .all(|version| version.start == t("2026-01-02 01:00:00")),
             "new versions start after every adopted one: {after:?}"
         );
         assert!(new.check_history("deal_history", "id", &profile).await.unwrap().is_clean());
@@ -668,7 +692,10 @@ mod tests {
             ]
         );
         assert!(error.to_string().contains("id 7: 2 active rows"), "{error}");
-        assert!(new.table_schema("bad_history", &HistoryProfile::default()).await.unwrap().is_none(), "nothing written");
+        assert!(
+            new.table_schema("bad_history", &HistoryProfile::default()).await.unwrap().is_none(),
+            "nothing written"
+        );
         assert!(state.all_current_versions("pipedrive", "deal").await.unwrap().is_empty());
     }
 
@@ -691,8 +718,12 @@ mod tests {
 
     #[tokio::test]
     async fn adopts_a_fivetran_table_from_postgres_and_continues_with_parity() {
-        let Some(old) = crate::postgres::testing::TestSchema::new("adopt_old").await else { return };
-        let Some(new) = crate::postgres::testing::TestSchema::new("adopt_new").await else { return };
+        let Some(old) = crate::postgres::testing::TestSchema::new("adopt_old").await else {
+            return;
+        };
+        let Some(new) = crate::postgres::testing::TestSchema::new("adopt_new").await else {
+            return;
+        };
         old.execute(OLD_TABLE).await;
         old.execute(BAD_TABLE).await;
         adopt_then_continue(&old.destination, &new.destination, &new.destination, old.execute(OLD_CHANGES)).await;

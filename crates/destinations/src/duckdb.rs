@@ -333,7 +333,12 @@ fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch, mode: Ins
             let synced = CellValue::Timestamp(batch.synced_at);
             for close in &batch.closes {
                 let (start, end) = (CellValue::Timestamp(close.start), CellValue::Timestamp(close.end));
-                appender.append_row(duckdb::appender_params_from_iter([Cell(&close.id), Cell(&start), Cell(&end), Cell(&synced)]))?;
+                appender.append_row(duckdb::appender_params_from_iter([
+                    Cell(&close.id),
+                    Cell(&start),
+                    Cell(&end),
+                    Cell(&synced),
+                ]))?;
             }
             appender.flush()?;
         }

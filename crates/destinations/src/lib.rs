@@ -29,8 +29,8 @@ pub use crate::bigquery::{
 pub use crate::duckdb::{DuckDbDestination, LockRetry};
 pub use crate::postgres::{physical_identifier, PostgresDestination, MAX_IDENTIFIER_BYTES};
 pub use writer::{
-    late_versions_marker, max_start_marker, resolve_start_setting, start_setting_marker, stored_start_setting, HistoryTarget, HistoryWriter, Observed, PreparedWrite,
-    WriteError, WriteStats,
+    late_versions_marker, max_start_marker, resolve_start_setting, start_setting_marker, stored_start_setting, HistoryTarget,
+    HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats,
 };
 
 /// Errors of a destination.

@@ -71,10 +71,12 @@ pub async fn stored_start_setting(
     table_exists: bool,
 ) -> Result<Option<StartSetting>, WriteError> {
     match state.marker(source, &start_setting_marker(table)).await? {
-        Some(value) => StartSetting::parse(&value).map(Some).ok_or_else(|| WriteError::UnknownStartSetting {
-            table: table.to_string(),
-            value,
-        }),
+        Some(value) => StartSetting::parse(&value)
+            .map(Some)
+            .ok_or_else(|| WriteError::UnknownStartSetting {
+                table: table.to_string(),
+                value,
+            }),
         // Tables written before the setting existed have source starts.
         None if table_exists => Ok(Some(StartSetting::Source)),
         None => Ok(None),
@@ -223,7 +225,11 @@ impl<'a> HistoryWriter<'a> {
         if self.watermark_dirty {
             return Ok(());
         }
-        if let Some(value) = self.state.marker(&self.target.source, &max_start_marker(&self.target.table)).await? {
+        if let Some(value) = self
+            .state
+            .marker(&self.target.source, &max_start_marker(&self.target.table))
+            .await?
+        {
             if let Ok(stored) = value.parse::<Millis>() {
                 self.max_start = self.max_start.max(stored);
             }
@@ -568,14 +574,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            error.to_string().contains("written with [history] start = \"source\" and cannot change to \"observed\""),
+            error
+                .to_string()
+                .contains("written with [history] start = \"source\" and cannot change to \"observed\""),
             "{error}"
         );
-        let versions = destination.read_versions("deal_history", "id", &HistoryProfile::default()).await.unwrap();
+        let versions = destination
+            .read_versions("deal_history", "id", &HistoryProfile::default())
+            .await
+            .unwrap();
         assert_eq!(versions.len(), 1, "a refused write writes nothing");
         // unset keeps the table's setting
-        HistoryWriter::new(&destination, &fresh, legacy).write(vec![upsert(1, 2, 2_000)], 6).await.unwrap();
-        assert_eq!(fresh.marker("test", &start_setting_marker("deal_history")).await.unwrap().as_deref(), Some("source"));
+        HistoryWriter::new(&destination, &fresh, legacy)
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap();
+        assert_eq!(
+            fresh
+                .marker("test", &start_setting_marker("deal_history"))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("source")
+        );
     }
 
     #[tokio::test]
