@@ -716,6 +716,37 @@ mod tests {
         bad_input_is_reported_per_id(&old, &new).await;
     }
 
+    /// The test SQL in BigQuery's dialect, one statement at a time.
+    async fn bigquery_execute(test: &crate::bigquery::testing::TestDataset, sql: &str) {
+        let dataset = format!("`{}`.`{}`", test.destination.project_for_tests(), test.destination.dataset());
+        let sql = sql
+            .replace("{schema}X", &dataset)
+            .replace("{schema}.", &format!("{dataset}."))
+            .replace("DOUBLE PRECISION", "FLOAT64")
+            .replace("BIGINT", "INT64")
+            .replace("VARCHAR", "STRING")
+            .replace("BOOLEAN", "BOOL");
+        for statement in sql.split(';').map(str::trim).filter(|statement| !statement.is_empty()) {
+            test.destination
+                .execute_for_tests(statement)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn adopts_a_fivetran_table_from_bigquery_into_duckdb() {
+        let Some(old) = crate::bigquery::testing::TestDataset::new("adopt").await else {
+            return;
+        };
+        bigquery_execute(&old, "CREATE SCHEMA IF NOT EXISTS {schema}X").await;
+        bigquery_execute(&old, OLD_TABLE).await;
+        let directory = tempfile::tempdir().unwrap();
+        let new = DuckDbDestination::new(directory.path().join("syncline.duckdb"));
+        adopt_then_continue(&old.destination, &new, &new, bigquery_execute(&old, OLD_CHANGES)).await;
+        old.drop_dataset().await;
+    }
+
     #[tokio::test]
     async fn adopts_a_fivetran_table_from_postgres_and_continues_with_parity() {
         let Some(old) = crate::postgres::testing::TestSchema::new("adopt_old").await else {
