@@ -11,7 +11,7 @@ use syncline_destinations::compare::{open_reader, parse_profile};
 use syncline_destinations::{open_destination, DestinationConfig, HistoryTarget};
 use syncline_state::{open_state_store, StateConfig};
 
-use crate::load::{ProfileArg, StartArg};
+use crate::load::{ProfileArg, StartArg, TableArgs};
 
 /// How TIMESTAMP values of the old table are written for the row hash (`--timestamp-text`).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -40,21 +40,9 @@ pub struct AdoptArgs {
     /// syncline's dataset, as for `syncline load --destination`.
     #[arg(long, value_name = "URL", default_value = "warehouse.duckdb")]
     pub destination: String,
-    /// syncline's state store, as for `syncline load --state`.
-    #[arg(long, value_name = "URL", default_value = "state.db")]
-    pub state: String,
-    /// The source name that scopes the state (the name in syncline.toml).
-    #[arg(long, default_value = "import")]
-    pub source: String,
-    /// The entity, e.g. `deal`.
-    #[arg(long)]
-    pub entity: String,
-    /// syncline's history table; defaults to `{entity}_history`.
-    #[arg(long)]
-    pub table: Option<String>,
-    /// The id column.
-    #[arg(long, default_value = "id")]
-    pub primary_key: String,
+    /// syncline's state store and history table.
+    #[command(flatten)]
+    pub target: TableArgs,
     /// The record's modified-time column (e.g. `update_time`), if the entity has one.
     #[arg(long)]
     pub modified_field: Option<String>,
@@ -94,13 +82,13 @@ pub async fn run(args: AdoptArgs) -> anyhow::Result<()> {
     }
     profile.start = args.start.map(StartSetting::from);
     let naming = NamingOptions::default();
-    let table = args.table.clone().unwrap_or_else(|| format!("{}_history", args.entity));
+    let table = args.target.table_name();
     let modified_column = args.modified_field.as_deref().map(|field| snake_case_if(field, naming));
     let target = HistoryTarget {
-        source: args.source.clone(),
-        entity: args.entity.clone(),
+        source: args.target.source.clone(),
+        entity: args.target.entity.clone(),
         table: table.clone(),
-        primary_key: args.primary_key.clone(),
+        primary_key: args.target.primary_key.clone(),
         profile,
         timestamp_columns: modified_column.iter().cloned().collect::<HashSet<_>>(),
     };
@@ -117,7 +105,7 @@ pub async fn run(args: AdoptArgs) -> anyhow::Result<()> {
     };
     let from_config: DestinationConfig = args.from.parse().context("--from")?;
     let destination_config: DestinationConfig = args.destination.parse().context("--destination")?;
-    let state_config: StateConfig = args.state.parse().context("--state")?;
+    let state_config: StateConfig = args.target.state.parse().context("--state")?;
     let old = open_reader(&from_config).await.context("opening --from")?;
     let destination = open_destination(&destination_config).await.context("opening --destination")?;
     let state = open_state_store(&state_config).await.context("opening --state")?;

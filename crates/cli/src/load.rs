@@ -55,22 +55,15 @@ impl From<StartArg> for StartSetting {
     }
 }
 
-/// Arguments of `syncline load`.
+/// The state store and the history table a command writes (`syncline load`, `syncline adopt`).
 #[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// Where the history table goes: `duckdb:///path/warehouse.duckdb` (or a plain path),
-    /// `postgres://user[:password]@host:5432/database?schema=name`. Default: the DuckDB file
-    /// `warehouse.duckdb`.
-    #[arg(long, value_name = "URL", conflicts_with = "duckdb")]
-    pub destination: Option<String>,
-    /// The DuckDB file to write (created if missing); short for `--destination duckdb://PATH`.
-    #[arg(long, value_name = "PATH")]
-    pub duckdb: Option<PathBuf>,
+pub struct TableArgs {
     /// The state store (current-record index): an SQLite file, as a path or `sqlite://path`
     /// (created if missing), or `postgres://user[:password]@host:5432/database?schema=name`.
     #[arg(long, value_name = "URL", default_value = "state.db")]
     pub state: String,
-    /// The source name that scopes the state (one per upstream account).
+    /// The source name that scopes the state (one per upstream account; the name in
+    /// syncline.toml).
     #[arg(long, default_value = "import")]
     pub source: String,
     /// The entity the records belong to, e.g. `deal`.
@@ -82,6 +75,29 @@ pub struct LoadArgs {
     /// The field that identifies a record.
     #[arg(long, default_value = "id")]
     pub primary_key: String,
+}
+
+impl TableArgs {
+    /// The history table: `--table`, else `{entity}_history`.
+    pub fn table_name(&self) -> String {
+        self.table.clone().unwrap_or_else(|| format!("{}_history", self.entity))
+    }
+}
+
+/// Arguments of `syncline load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Where the history table goes: `duckdb:///path/warehouse.duckdb` (or a plain path),
+    /// `postgres://user[:password]@host:5432/database?schema=name`. Default: the DuckDB file
+    /// `warehouse.duckdb`.
+    #[arg(long, value_name = "URL", conflicts_with = "duckdb")]
+    pub destination: Option<String>,
+    /// The DuckDB file to write (created if missing); short for `--destination duckdb://PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub duckdb: Option<PathBuf>,
+    /// The state store and the table.
+    #[command(flatten)]
+    pub target: TableArgs,
     /// The record's modified-time field (e.g. `update_time`); versions start at its value.
     /// Without it, versions start at `--at`.
     #[arg(long)]
@@ -175,7 +191,7 @@ impl LoadPlan {
         }
         Ok(Self {
             naming,
-            primary_key: snake_case_if(&args.primary_key, naming),
+            primary_key: snake_case_if(&args.target.primary_key, naming),
             modified_column: args.modified_field.as_deref().map(|field| snake_case_if(field, naming)),
             at,
             profile,
@@ -457,7 +473,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Arc::new(LoadPlan::from_args(&args, now_millis())?);
     let destination_config = destination_config(&args)?;
-    let state_config: StateConfig = args.state.parse().context("--state")?;
+    let state_config: StateConfig = args.target.state.parse().context("--state")?;
     let deleted_ids = match &args.deleted_ids {
         None => Vec::new(),
         Some(path) => std::fs::read_to_string(path)
@@ -479,7 +495,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let destination = LoadDestination::open(&destination_config).await?;
     let state = open_state_store(&state_config)
         .await
-        .with_context(|| format!("cannot open the state store {}", redact_url(&args.state)))?;
+        .with_context(|| format!("cannot open the state store {}", redact_url(&args.target.state)))?;
     let mut timestamp_columns: HashSet<String> = args
         .timestamp_fields
         .iter()
@@ -487,9 +503,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect();
     timestamp_columns.extend(plan.modified_column.clone());
     let target = HistoryTarget {
-        source: args.source.clone(),
-        entity: args.entity.clone(),
-        table: args.table.clone().unwrap_or_else(|| format!("{}_history", args.entity)),
+        source: args.target.source.clone(),
+        entity: args.target.entity.clone(),
+        table: args.target.table_name(),
         primary_key: plan.primary_key.clone(),
         profile: plan.profile.clone(),
         timestamp_columns,
