@@ -37,6 +37,23 @@ pub struct DemoArgs {
     /// Seed of the simulated records, changes and faults.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Rounds of changes, each followed by the webhooks, one incremental reconcile and a parity
+    /// check, all into the same warehouse (`--changes` per round).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// A shell command run in each round once the webhooks are applied and before the
+    /// reconcile heals what they lost (as a scheduled dbt run would), and once more at the end,
+    /// while syncline is idle and the warehouse released; `SYNCLINE_DEMO_ROUND` holds the round
+    /// number (`final` for the last run). The demo fails when the command fails.
+    #[arg(long, value_name = "COMMAND")]
+    after_round: Option<String>,
+    /// Write the history tables here instead of `DIR/warehouse.duckdb`:
+    /// `postgres://user@host:5432/database?schema=name` or `duckdb:///path/file.duckdb`.
+    #[arg(long, value_name = "URL")]
+    destination: Option<String>,
+    /// `[history] start` of the demo's tables: `source` (the default) or `observed`.
+    #[arg(long, value_enum)]
+    start: Option<crate::load::StartArg>,
 }
 
 const SOURCE: &str = "pipedrive";
@@ -50,7 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let simulator = Simulator::start(simulator_config(&args))
         .await
         .context("cannot start the simulated Pipedrive")?;
-    let config_text = demo_config(&args.dir, &simulator);
+    let config_text = demo_config(&args, &simulator);
     let config_path = args.dir.join("syncline.toml");
     std::fs::write(&config_path, &config_text).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = SynclineConfig::parse_with_env(&config_text, |_| None)?;
@@ -82,45 +99,75 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     fail_on_errors(&initial)?;
     let initial_versions: usize = initial.iter().map(|report| report.new_versions).sum();
 
-    println!(
-        "2/4 {} upstream changes; webhooks: {:.1}% lost, {:.1}% duplicated, {:.1}% reordered",
-        args.changes,
-        args.drop_rate * 100.0,
-        args.duplicate_rate * 100.0,
-        args.duplicate_rate * 100.0
-    );
     simulator.set_webhook_target(Some(format!("http://{}/webhooks/{SOURCE}", server.local_addr())))?;
-    drive_changes(&simulator, args.changes, args.seed).await;
-    simulator.flush_webhooks().await;
-    wait_for_empty_inbox(state.as_ref()).await?;
-    let webhook_versions = metrics.counter("syncline_versions_written_total", &[("source", SOURCE)]);
-
-    println!("3/4 one incremental reconcile");
-    let healing = sources
-        .reconcile(SOURCE, SyncMode::Incremental)
-        .await
-        .map_err(|_| anyhow::anyhow!("the reconcile could not start"))?;
-    fail_on_errors(&healing)?;
-    let healed: usize = healing.iter().map(|report| report.new_versions + report.deleted).sum();
-
-    println!("4/4 parity of every history table with the simulator's truth");
+    let rounds = args.rounds.max(1);
+    let mut healing_versions = 0;
+    let mut healed = 0;
     let mut parities: BTreeMap<String, Parity> = BTreeMap::new();
     let mut unclean = Vec::new();
-    for entity_name in config.sources[SOURCE].selected_entities() {
-        let spec = config.sources[SOURCE]
-            .connector
-            .entity(entity_name)
-            .context("entity of the connector")?;
-        let entity: Entity = serde_json::from_value(serde_json::json!(entity_name))?;
-        let names = stored_field_names(state.as_ref(), SOURCE, entity_name).await?;
-        let expected = expected_hashes(spec, simulator.truth(entity)?, names.as_ref())?;
-        let table = config.history.table_name(entity_name);
-        let profile = config.history.profile();
-        let versions = destination.read_versions(&table, "id", &profile).await?;
-        if !destination.check_history(&table, "id", &profile).await?.is_clean() {
-            unclean.push(table.clone());
+    for round in 1..=rounds {
+        let label = if rounds > 1 {
+            format!(" (round {round} of {rounds})")
+        } else {
+            String::new()
+        };
+        println!(
+            "2/4 {} upstream changes{label}; webhooks: {:.1}% lost, {:.1}% duplicated, {:.1}% reordered",
+            args.changes,
+            args.drop_rate * 100.0,
+            args.duplicate_rate * 100.0,
+            args.duplicate_rate * 100.0
+        );
+        drive_changes(&simulator, args.changes, args.seed.wrapping_add(round as u64 - 1)).await;
+        simulator.flush_webhooks().await;
+        wait_for_empty_inbox(state.as_ref()).await?;
+        // A scheduled dbt run does not wait for the reconciler: it sees the lost webhooks
+        // missing, and the versions the reconcile then writes arrive late.
+        run_after_round(args.after_round.as_deref(), destination.as_ref(), &round.to_string()).await?;
+
+        println!("3/4 one incremental reconcile{label}");
+        let healing = sources
+            .reconcile(SOURCE, SyncMode::Incremental)
+            .await
+            .map_err(|_| anyhow::anyhow!("the reconcile could not start"))?;
+        fail_on_errors(&healing)?;
+        healed += healing.iter().map(|report| report.new_versions + report.deleted).sum::<usize>();
+        healing_versions += healing.iter().map(|report| report.new_versions).sum::<usize>();
+
+        println!("4/4 parity of every history table with the simulator's truth{label}");
+        parities.clear();
+        unclean.clear();
+        for entity_name in config.sources[SOURCE].selected_entities() {
+            let spec = config.sources[SOURCE]
+                .connector
+                .entity(entity_name)
+                .context("entity of the connector")?;
+            let entity: Entity = serde_json::from_value(serde_json::json!(entity_name))?;
+            let names = stored_field_names(state.as_ref(), SOURCE, entity_name).await?;
+            let expected = expected_hashes(spec, simulator.truth(entity)?, names.as_ref())?;
+            let table = config.history.table_name(entity_name);
+            let profile = config.history.profile();
+            let versions = destination.read_versions(&table, "id", &profile).await?;
+            if !destination.check_history(&table, "id", &profile).await?.is_clean() {
+                unclean.push(table.clone());
+            }
+            parities.insert(table, compare_active(&expected, &versions));
         }
-        parities.insert(table, compare_active(&expected, &versions));
+    }
+    run_after_round(args.after_round.as_deref(), destination.as_ref(), "final").await?;
+    let webhook_versions = metrics.counter("syncline_versions_written_total", &[("source", SOURCE)]);
+    // Versions written with a start at or before the newest start of an earlier write: what
+    // an incremental model on `start > max(start)` would skip.
+    let mut late: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for entity_name in config.sources[SOURCE].selected_entities() {
+        let table = config.history.table_name(entity_name);
+        let count = state
+            .marker(SOURCE, &syncline_destinations::late_versions_marker(&table))
+            .await?
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        let total = destination.read_versions(&table, "id", &config.history.profile()).await?.len() as u64;
+        late.insert(table, (count, total));
     }
 
     let stats = simulator.stats().webhooks;
@@ -143,9 +190,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!(
         "versions written            {} by the initial sync, {} from webhooks, {} by the reconciler",
-        initial_versions,
-        webhook_versions,
-        healing.iter().map(|report| report.new_versions).sum::<usize>()
+        initial_versions, webhook_versions, healing_versions
     );
     println!("healed by the reconciler    {healed} records (the webhooks that were lost)");
     if let [p50, p99] = quantiles[..] {
@@ -166,6 +211,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             parity.extra.len(),
             parity.differing.len()
         );
+    }
+    let start_setting = config.history.profile().start.unwrap_or_default();
+    println!();
+    println!("start = \"{start_setting}\": versions written with a start at or before the newest start of an earlier write");
+    for (table, (count, total)) in &late {
+        println!("{table:<22} {count:>6} of {total:>6} versions");
     }
     println!(
         "{mismatches} mismatches; history contract violations in: {}",
@@ -190,6 +241,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if mismatches > 0 || !unclean.is_empty() {
         anyhow::bail!("the history tables disagree with the simulator's truth; this is a bug, please report it with the output above");
     }
+    Ok(())
+}
+
+/// Runs the `--after-round` command, if any, with the warehouse released.
+async fn run_after_round(command: Option<&str>, destination: &dyn syncline_destinations::Destination, round: &str) -> anyhow::Result<()> {
+    let Some(command) = command else { return Ok(()) };
+    destination.release().await?;
+    println!("after round {round}: {command}");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("SYNCLINE_DEMO_ROUND", round)
+        .status()
+        .with_context(|| format!("cannot run --after-round `{command}`"))?;
+    anyhow::ensure!(status.success(), "--after-round `{command}` failed after round {round} ({status})");
     Ok(())
 }
 
@@ -236,13 +302,24 @@ fn simulator_config(args: &DemoArgs) -> SimulatorConfig {
     config
 }
 
-fn demo_config(dir: &Path, simulator: &SimulatorHandle) -> String {
+fn demo_config(args: &DemoArgs, simulator: &SimulatorHandle) -> String {
     let credentials = simulator.credentials();
-    let dir = dir.display().to_string().replace('\\', "/");
+    let dir = args.dir.display().to_string().replace('\\', "/");
+    let destination = args
+        .destination
+        .clone()
+        .unwrap_or_else(|| format!("duckdb://{dir}/warehouse.duckdb"));
+    let start = match args.start {
+        Some(crate::load::StartArg::Observed) => "observed",
+        Some(crate::load::StartArg::Source) | None => "source",
+    };
     format!(
         r#"# Written by `syncline demo`: the simulated Pipedrive is gone when the demo ends.
 [destination]
-url = "duckdb://{dir}/warehouse.duckdb"
+url = "{destination}"
+
+[history]
+start = "{start}"
 
 [state]
 url = "sqlite://{dir}/state.db"

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use syncline_core::{
     format_timestamp, parse_timestamp, row_hash, snake_case_if, FlatRecord, FlatValue, Flattener, HistoryProfile, LineError, Millis,
-    NamingOptions, Observation, ObservationKind, ProfileKind,
+    NamingOptions, Observation, ObservationKind, ProfileKind, StartSetting,
 };
 use syncline_destinations::{
     open_destination, Destination, DestinationConfig, DuckDbDestination, HistoryTarget, HistoryWriter, Observed, WriteStats,
@@ -37,22 +37,33 @@ pub enum ProfileArg {
     Cdc,
 }
 
-/// Arguments of `syncline load`.
+/// The start settings selectable on the command line (`--start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartArg {
+    /// Versions start when syncline writes them, strictly increasing per table.
+    Observed,
+    /// Versions start at the record's modified time (`--modified-field`), else at `--at`.
+    Source,
+}
+
+impl From<StartArg> for StartSetting {
+    fn from(start: StartArg) -> Self {
+        match start {
+            StartArg::Observed => StartSetting::Observed,
+            StartArg::Source => StartSetting::Source,
+        }
+    }
+}
+
+/// The state store and the history table a command writes (`syncline load`, `syncline adopt`).
 #[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// Where the history table goes: `duckdb:///path/warehouse.duckdb` (or a plain path),
-    /// `postgres://user[:password]@host:5432/database?schema=name`. Default: the DuckDB file
-    /// `warehouse.duckdb`.
-    #[arg(long, value_name = "URL", conflicts_with = "duckdb")]
-    pub destination: Option<String>,
-    /// The DuckDB file to write (created if missing); short for `--destination duckdb://PATH`.
-    #[arg(long, value_name = "PATH")]
-    pub duckdb: Option<PathBuf>,
+pub struct TableArgs {
     /// The state store (current-record index): an SQLite file, as a path or `sqlite://path`
     /// (created if missing), or `postgres://user[:password]@host:5432/database?schema=name`.
     #[arg(long, value_name = "URL", default_value = "state.db")]
     pub state: String,
-    /// The source name that scopes the state (one per upstream account).
+    /// The source name that scopes the state (one per upstream account; the name in
+    /// syncline.toml).
     #[arg(long, default_value = "import")]
     pub source: String,
     /// The entity the records belong to, e.g. `deal`.
@@ -64,6 +75,29 @@ pub struct LoadArgs {
     /// The field that identifies a record.
     #[arg(long, default_value = "id")]
     pub primary_key: String,
+}
+
+impl TableArgs {
+    /// The history table: `--table`, else `{entity}_history`.
+    pub fn table_name(&self) -> String {
+        self.table.clone().unwrap_or_else(|| format!("{}_history", self.entity))
+    }
+}
+
+/// Arguments of `syncline load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Where the history table goes: `duckdb:///path/warehouse.duckdb` (or a plain path),
+    /// `postgres://user[:password]@host:5432/database?schema=name`. Default: the DuckDB file
+    /// `warehouse.duckdb`.
+    #[arg(long, value_name = "URL", conflicts_with = "duckdb")]
+    pub destination: Option<String>,
+    /// The DuckDB file to write (created if missing); short for `--destination duckdb://PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub duckdb: Option<PathBuf>,
+    /// The state store and the table.
+    #[command(flatten)]
+    pub target: TableArgs,
     /// The record's modified-time field (e.g. `update_time`); versions start at its value.
     /// Without it, versions start at `--at`.
     #[arg(long)]
@@ -92,6 +126,11 @@ pub struct LoadArgs {
     /// Defaults to the profile's.
     #[arg(long)]
     pub open_end: Option<String>,
+    /// What a version's start means: `observed` (when syncline wrote it, strictly increasing
+    /// per table) or `source` (the record's modified time). Default: the table's stored
+    /// setting, else `source`. Changing it on an existing table is refused.
+    #[arg(long, value_enum)]
+    pub start: Option<StartArg>,
     /// Keep field names as they are instead of converting them to snake_case.
     #[arg(long)]
     pub keep_names: bool,
@@ -138,6 +177,7 @@ impl LoadPlan {
             }
             profile = HistoryProfile::with_prefix(prefix, profile.open_end);
         }
+        profile.start = args.start.map(StartSetting::from);
         if let Some(open_end) = &args.open_end {
             profile.open_end = match open_end.as_str() {
                 "null" | "NULL" => None,
@@ -151,7 +191,7 @@ impl LoadPlan {
         }
         Ok(Self {
             naming,
-            primary_key: snake_case_if(&args.primary_key, naming),
+            primary_key: snake_case_if(&args.target.primary_key, naming),
             modified_column: args.modified_field.as_deref().map(|field| snake_case_if(field, naming)),
             at,
             profile,
@@ -433,7 +473,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Arc::new(LoadPlan::from_args(&args, now_millis())?);
     let destination_config = destination_config(&args)?;
-    let state_config: StateConfig = args.state.parse().context("--state")?;
+    let state_config: StateConfig = args.target.state.parse().context("--state")?;
     let deleted_ids = match &args.deleted_ids {
         None => Vec::new(),
         Some(path) => std::fs::read_to_string(path)
@@ -455,7 +495,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let destination = LoadDestination::open(&destination_config).await?;
     let state = open_state_store(&state_config)
         .await
-        .with_context(|| format!("cannot open the state store {}", redact_url(&args.state)))?;
+        .with_context(|| format!("cannot open the state store {}", redact_url(&args.target.state)))?;
     let mut timestamp_columns: HashSet<String> = args
         .timestamp_fields
         .iter()
@@ -463,9 +503,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect();
     timestamp_columns.extend(plan.modified_column.clone());
     let target = HistoryTarget {
-        source: args.source.clone(),
-        entity: args.entity.clone(),
-        table: args.table.clone().unwrap_or_else(|| format!("{}_history", args.entity)),
+        source: args.target.source.clone(),
+        entity: args.target.entity.clone(),
+        table: args.target.table_name(),
         primary_key: plan.primary_key.clone(),
         profile: plan.profile.clone(),
         timestamp_columns,

@@ -1,5 +1,6 @@
 //! The `syncline` binary.
 
+mod adopt;
 mod compare;
 mod demo;
 mod load;
@@ -38,6 +39,8 @@ enum Command {
     Check(sync::CheckArgs),
     /// Compare two history datasets (migration parity check).
     Compare(compare::CompareArgs),
+    /// Carry a table's history over from the old connector into syncline's table and index.
+    Adopt(adopt::AdoptArgs),
     /// Run the webhook server, the inbox worker and the scheduler.
     Serve(serve::ServeArgs),
     /// Show, retry or drop the webhook inbox's dead letters.
@@ -74,6 +77,7 @@ fn main() -> std::process::ExitCode {
             Command::Sync(args) => sync::run_sync(args).await,
             Command::Check(args) => sync::run_check(args).await,
             Command::Compare(args) => compare::run(args).await,
+            Command::Adopt(args) => adopt::run(args).await,
             Command::Serve(args) => serve::run_serve(args).await,
             Command::Inbox(args) => serve::run_inbox(args).await,
             Command::Demo(args) => demo::run(args).await,

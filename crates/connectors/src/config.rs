@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use syncline_core::{CronSchedule, CronTimeZone, HistoryProfile, ProfileKind};
+use syncline_core::{CronSchedule, CronTimeZone, HistoryProfile, ProfileKind, StartSetting};
 
 use crate::spec::ConnectorKind;
 use crate::webhook::{WebhookVerification, DEFAULT_MAX_BODY_BYTES};
@@ -311,6 +311,24 @@ pub struct HistorySection {
     /// Table name pattern; `{entity}` is replaced by the entity name. Default `{entity}_history`.
     #[serde(default)]
     pub table_pattern: Option<String>,
+    /// What a version's start column means: `"observed"` (when syncline wrote the version,
+    /// strictly increasing per table, so `start > max(start)` incremental models see every
+    /// version, late and healed ones included) or `"source"` (the record's modified time,
+    /// Fivetran's definition; a version written late starts before rows already in the table).
+    /// Unset: the setting stored with each table, and `"source"` for a new table. Changing it
+    /// on a table that already exists is refused. See docs/history-tables.md.
+    #[serde(default)]
+    pub start: Option<StartName>,
+}
+
+/// `[history] start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartName {
+    /// The record's modified time in the source.
+    Source,
+    /// When syncline wrote the version.
+    Observed,
 }
 
 impl HistorySection {
@@ -320,10 +338,15 @@ impl HistorySection {
             ProfileName::Fivetran => ProfileKind::Fivetran,
             ProfileName::Cdc => ProfileKind::Cdc,
         });
-        match &self.prefix {
+        let mut profile = match &self.prefix {
             Some(prefix) => HistoryProfile::with_prefix(prefix, base.open_end),
             None => base,
-        }
+        };
+        profile.start = self.start.map(|start| match start {
+            StartName::Observed => StartSetting::Observed,
+            StartName::Source => StartSetting::Source,
+        });
+        profile
     }
 
     /// The history table of an entity.
@@ -1062,6 +1085,18 @@ auth = { type = "api_token", token = "${PD_TOKEN}" }
         }
         assert!(!format!("{config:?}").contains("secret-value"));
         assert_eq!(config.history.table_name("deal"), "deal_history");
+    }
+
+    #[test]
+    fn history_start_is_read_and_checked() {
+        let config = SynclineConfig::parse_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.history.profile().start, None, "unset: the table's stored setting");
+        let observed = format!("{MINIMAL}[history]\nstart = \"observed\"\n");
+        let config = SynclineConfig::parse_with_env(&observed, env).unwrap();
+        assert_eq!(config.history.profile().start, Some(StartSetting::Observed));
+        let wrong = format!("{MINIMAL}[history]\nstart = \"modified\"\n");
+        let error = SynclineConfig::parse_with_env(&wrong, env).unwrap_err().to_string();
+        assert!(error.contains("start") && error.contains("observed"), "{error}");
     }
 
     #[test]

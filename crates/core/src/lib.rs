@@ -24,9 +24,10 @@ pub use event::{EventAction, WebhookEvent};
 pub use flatten::{flatten_record, snake_case_if, FlatRecord, Flattener, LineError, NamingOptions};
 pub use hash::row_hash;
 pub use plan::{
-    full_extract_deletes, plan_history, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats, PlannedVersion,
+    full_extract_deletes, plan_history, plan_history_with, CurrentVersion, IndexEntry, Observation, ObservationKind, Plan, PlanStats,
+    PlannedVersion, Starts,
 };
-pub use profile::{HistoryProfile, ProfileKind};
+pub use profile::{HistoryProfile, ProfileKind, StartSetting};
 pub use schema::{over_column_cap, Column, ColumnType, OverColumnCap, SchemaChange, TableSchema, DEFAULT_MAX_COLUMNS};
 pub use time::{format_timestamp, parse_timestamp, Millis, FAR_FUTURE};
 pub use value::{CellValue, FlatValue};

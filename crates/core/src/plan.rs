@@ -14,6 +14,11 @@
 //!   no row; a delete older than the current version, or of an id that is not active, is ignored;
 //! - an upsert after a delete re-creates the id when it is later than the delete; the new
 //!   version starts at its time.
+//!
+//! With [`Starts::ObservedAt`] (`[history] start = "observed"`) the same decisions are taken on
+//! the source times, but every new version starts at the write time instead (still after the
+//! id's previous start), and a delete ends the version at the write time: the table's starts
+//! then follow the order in which syncline wrote them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -138,8 +143,25 @@ pub struct Plan {
     pub stats: PlanStats,
 }
 
-/// Plans one batch. `current` holds the state-store entries of (at least) the ids in the batch.
+/// Where the starts of new versions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starts {
+    /// The observation times (the source's modified times).
+    Source,
+    /// The given write time, for every version of the batch (the writer passes a time after
+    /// every start already in the table). A second version of an id in the same batch starts
+    /// 1 ms after the first.
+    ObservedAt(Millis),
+}
+
+/// Plans one batch with source starts. `current` holds the state-store entries of (at least)
+/// the ids in the batch.
 pub fn plan_history(current: &HashMap<String, CurrentVersion>, observations: &[Observation]) -> Plan {
+    plan_history_with(current, observations, Starts::Source)
+}
+
+/// Plans one batch, with starts taken as `starts` says.
+pub fn plan_history_with(current: &HashMap<String, CurrentVersion>, observations: &[Observation], starts: Starts) -> Plan {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(observations.len());
     for (index, observation) in observations.iter().enumerate() {
@@ -158,12 +180,17 @@ pub fn plan_history(current: &HashMap<String, CurrentVersion>, observations: &[O
             )
         });
         let id = &observations[group[0]].id;
-        plan_id(id, current.get(id).cloned(), &group, observations, &mut plan);
+        plan_id(id, current.get(id).cloned(), &group, observations, starts, &mut plan);
     }
     plan
 }
 
-fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observations: &[Observation], plan: &mut Plan) {
+fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observations: &[Observation], starts: Starts, plan: &mut Plan) {
+    // The time a change takes effect in the table: the source time, or the write time.
+    let effective = |time: Millis| match starts {
+        Starts::Source => time,
+        Starts::ObservedAt(at) => at,
+    };
     // The version of this id inserted by this batch that is latest, if any.
     let mut latest_in_batch: Option<usize> = None;
     let mut record_observation: Option<usize> = None;
@@ -185,12 +212,12 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 plan.versions.push(PlannedVersion {
                     observation: index,
                     id: id.to_string(),
-                    start: time,
+                    start: effective(time),
                     end: None,
                 });
                 latest_in_batch = Some(plan.versions.len() - 1);
                 state = Some(CurrentVersion {
-                    start: time,
+                    start: effective(time),
                     end: None,
                     row_hash: row_hash.clone(),
                     modified: time,
@@ -204,7 +231,13 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
             (ObservationKind::Upsert { row_hash, .. }, Some(current)) => {
                 let replay = time == current.modified && current.hashes_at_modified.contains(row_hash);
                 let deleted_at = current.end;
-                if time < current.modified || deleted_at.is_some_and(|deleted| time <= deleted) {
+                // With observed starts the end of a deleted version is a write time; the
+                // delete's source time is kept as the modified time.
+                let deleted_in_source = match starts {
+                    Starts::Source => deleted_at,
+                    Starts::ObservedAt(_) => deleted_at.map(|_| current.modified),
+                };
+                if time < current.modified || deleted_in_source.is_some_and(|deleted| time <= deleted) {
                     plan.stats.ignored += 1;
                     continue;
                 }
@@ -223,7 +256,7 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                     plan.stats.ignored += 1;
                     continue;
                 }
-                let mut start = time.max(current.start + 1);
+                let mut start = effective(time).max(current.start + 1);
                 match deleted_at {
                     Some(deleted) => start = start.max(deleted + 1),
                     None => {
@@ -253,9 +286,15 @@ fn plan_id(id: &str, mut state: Option<CurrentVersion>, group: &[usize], observa
                 content_changed = true;
             }
             (ObservationKind::Delete, Some(current)) if current.end.is_none() && time >= current.modified => {
-                let end = time.max(current.start);
+                let end = effective(time).max(current.start);
                 close(plan, latest_in_batch, current.start, end);
                 current.end = Some(end);
+                if let Starts::ObservedAt(_) = starts {
+                    if time > current.modified {
+                        current.modified = time;
+                        current.hashes_at_modified.clear();
+                    }
+                }
                 plan.stats.deleted += 1;
                 record_observation = None;
                 touched = true;
@@ -290,4 +329,76 @@ pub fn full_extract_deletes(current: &HashMap<String, CurrentVersion>, seen: &Ha
             kind: ObservationKind::Delete,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flatten::{flatten_record, NamingOptions};
+    use crate::hash::row_hash;
+    use serde_json::json;
+
+    fn upsert(id: u64, name: &str, time: Millis) -> Observation {
+        let record = flatten_record(json!({"id": id, "name": name}), NamingOptions::default()).unwrap();
+        Observation {
+            id: id.to_string(),
+            time,
+            kind: ObservationKind::Upsert {
+                row_hash: row_hash(&record),
+                record,
+            },
+        }
+    }
+
+    fn apply(index: &mut HashMap<String, CurrentVersion>, plan: &Plan) {
+        for entry in &plan.index {
+            index.insert(entry.id.clone(), entry.version.clone());
+        }
+    }
+
+    #[test]
+    fn observed_starts_take_the_write_time_and_source_times_decide() {
+        let mut index = HashMap::new();
+        let first = plan_history_with(&index, &[upsert(1, "a", 5_000)], Starts::ObservedAt(100_000));
+        assert_eq!(first.versions[0].start, 100_000);
+        apply(&mut index, &first);
+        assert_eq!(index["1"].modified, 5_000, "the index keeps the source time");
+        // an observation older than the current version is stale under either setting
+        let stale = plan_history_with(&index, &[upsert(1, "old", 4_000)], Starts::ObservedAt(200_000));
+        assert_eq!((stale.versions.len(), stale.stats.ignored), (0, 1));
+        // a replay of the same observation writes nothing
+        let replay = plan_history_with(&index, &[upsert(1, "a", 5_000)], Starts::ObservedAt(200_000));
+        assert!(replay.versions.is_empty() && replay.closes.is_empty());
+        // a change starts at the write time; the previous version ends 1 ms before
+        let change = plan_history_with(&index, &[upsert(1, "b", 6_000)], Starts::ObservedAt(200_000));
+        assert_eq!(change.versions[0].start, 200_000);
+        assert_eq!(change.closes[0].end, 199_999);
+        apply(&mut index, &change);
+        // a delete ends at the write time; a re-create with a source time before that write
+        // but after the delete's source time opens a new version
+        let delete = plan_history_with(
+            &index,
+            &[Observation {
+                id: "1".into(),
+                time: 7_000,
+                kind: ObservationKind::Delete,
+            }],
+            Starts::ObservedAt(300_000),
+        );
+        assert_eq!(delete.closes[0].end, 300_000);
+        apply(&mut index, &delete);
+        let recreate = plan_history_with(&index, &[upsert(1, "c", 8_000)], Starts::ObservedAt(400_000));
+        assert_eq!(recreate.versions[0].start, 400_000);
+        let before_delete = plan_history_with(&index, &[upsert(1, "c", 6_500)], Starts::ObservedAt(400_000));
+        assert!(before_delete.versions.is_empty(), "older than the delete: stale");
+    }
+
+    #[test]
+    fn source_starts_are_unchanged_by_the_setting_machinery() {
+        let observations = [upsert(1, "a", 5_000), upsert(1, "b", 5_000), upsert(2, "a", 1_000)];
+        let plan = plan_history_with(&HashMap::new(), &observations, Starts::Source);
+        assert_eq!(plan, plan_history(&HashMap::new(), &observations));
+        let starts: Vec<Millis> = plan.versions.iter().map(|version| version.start).collect();
+        assert_eq!(starts, [5_000, 5_001, 1_000]);
+    }
 }

@@ -12,7 +12,49 @@ pub enum ProfileKind {
     Cdc,
 }
 
-/// Column names and the open end of one history profile.
+/// What the start column of a version means (`[history] start`, `syncline load --start`).
+///
+/// The setting is stored with the table when syncline first writes it; a table keeps its
+/// setting for its whole life (see `docs/history-tables.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartSetting {
+    /// The record's modified time in the source (Fivetran's definition): as-of queries match
+    /// the source's timeline, but a version written late starts before rows already written.
+    /// The default: it is what a table written by the old connector holds, and a replay after
+    /// a crash plans the very same rows (see `docs/history-tables.md`).
+    #[default]
+    Source,
+    /// The time syncline wrote the version, strictly increasing per table: an incremental
+    /// model that reads `start > max(start)` sees every version, late ones included.
+    Observed,
+}
+
+impl StartSetting {
+    /// The setting's name as written in configuration and stored with the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartSetting::Observed => "observed",
+            StartSetting::Source => "source",
+        }
+    }
+
+    /// Parses `observed` or `source`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "observed" => Some(StartSetting::Observed),
+            "source" => Some(StartSetting::Source),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StartSetting {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Column names, the open end and the start setting of one history profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryProfile {
     /// When the version became current.
@@ -27,6 +69,9 @@ pub struct HistoryProfile {
     pub hash_column: String,
     /// The end of a current version: a far-future timestamp, or `None` for NULL.
     pub open_end: Option<Millis>,
+    /// What the start column means. `None` leaves it to the table: the setting stored with
+    /// it, or [`StartSetting::default`] for a new table.
+    pub start: Option<StartSetting>,
 }
 
 impl HistoryProfile {
@@ -48,7 +93,14 @@ impl HistoryProfile {
             synced_column: format!("{prefix}synced"),
             hash_column: "_row_hash".to_string(),
             open_end,
+            start: None,
         }
+    }
+
+    /// The same profile with an explicit start setting.
+    pub fn with_start(mut self, start: StartSetting) -> Self {
+        self.start = Some(start);
+        self
     }
 
     /// The metadata columns in table order: start, end, active, synced, hash.

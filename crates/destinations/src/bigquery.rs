@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use syncline_core::{format_timestamp, CellValue, Column, ColumnType, HistoryBatch, HistoryProfile, TableSchema};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind};
+use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind, RowSelection};
 use crate::{Destination, DestinationError, HistoryCheck, StoredVersion};
 
 /// The Google API host, unless an endpoint override is given.
@@ -1158,6 +1158,7 @@ fn batch_ndjson(batch: &HistoryBatch, info: &TableInfo) -> Vec<String> {
     let id_type = id_field.map_or(ColumnType::Varchar, |field| field.column_type);
     let id_physical = column_identifier(&batch.primary_key);
     let start_physical = column_identifier(&profile.start_column);
+    let synced_physical = column_identifier(&profile.synced_column);
     // Where each table column's value comes from.
     let slots: Vec<(&Field, Option<usize>)> = info
         .fields
@@ -1203,6 +1204,7 @@ fn batch_ndjson(batch: &HistoryBatch, info: &TableInfo) -> Vec<String> {
         object.insert(id_physical.clone(), cell_json(&close.id, id_type));
         object.insert(start_physical.clone(), json!(format_timestamp(close.start)));
         object.insert(CLOSE_END_COLUMN.into(), json!(format_timestamp(close.end)));
+        object.insert(synced_physical.clone(), synced.clone());
         object.insert(OP_COLUMN.into(), json!("close"));
         lines.push(Value::Object(object).to_string());
     }
@@ -1229,6 +1231,7 @@ fn merge_statement(
     let start = quote_column(&profile.start_column)?;
     let end = quote_column(&profile.end_column)?;
     let active = quote_column(&profile.active_column)?;
+    let synced = quote_column(&profile.synced_column)?;
     let columns = info
         .fields
         .iter()
@@ -1240,7 +1243,7 @@ fn merge_statement(
          ON t.{id} = s.{id}
             AND t.{start} BETWEEN TIMESTAMP_MILLIS(@min_start) AND TIMESTAMP_MILLIS(@max_start)
             AND ((s.{op} = @insert AND t.{start} = s.{start}) OR (s.{op} = @close AND t.{active} AND t.{start} <= s.{close_end}))
-         WHEN MATCHED AND s.{op} = @close THEN UPDATE SET {end} = s.{close_end}, {active} = FALSE
+         WHEN MATCHED AND s.{op} = @close THEN UPDATE SET {end} = s.{close_end}, {active} = FALSE, {synced} = s.{synced}
          WHEN NOT MATCHED BY TARGET AND s.{op} = @insert THEN INSERT ({columns}) VALUES ({values})",
         op = quote(OP_COLUMN)?,
         close_end = quote(CLOSE_END_COLUMN)?,
@@ -1467,7 +1470,13 @@ impl HistoryReader for BigQueryDestination {
         Ok(tables)
     }
 
-    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
+    async fn rows(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+        selection: RowSelection,
+    ) -> Result<Option<ActiveRows>, DestinationError> {
         let physical = table_identifier(table);
         let Some(info) = self.table_info(&physical).await? else {
             return Ok(None);
@@ -1482,7 +1491,7 @@ impl HistoryReader for BigQueryDestination {
         let record: Vec<(&Field, ReadKind)> = info
             .fields
             .iter()
-            .filter(|field| !metadata.contains(&field.name.as_str()))
+            .filter(|field| selection == RowSelection::Every || !metadata.contains(&field.name.as_str()))
             .map(|field| (field, ReadKind::from(field.column_type)))
             .collect();
         let id_kind = ReadKind::from(id_field.column_type);
@@ -1490,12 +1499,11 @@ impl HistoryReader for BigQueryDestination {
         for (field, kind) in &record {
             select.push(read_expression(field, *kind)?);
         }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            select.join(", "),
-            self.qualified_physical(&physical)?,
-            quote_column(&profile.active_column)?
-        );
+        let filter = match selection {
+            RowSelection::Active => format!(" WHERE {}", quote_column(&profile.active_column)?),
+            RowSelection::Every => String::new(),
+        };
+        let sql = format!("SELECT {} FROM {}{filter}", select.join(", "), self.qualified_physical(&physical)?);
         let mut rows = Vec::new();
         for row in self.query(&sql, Vec::new()).await? {
             let mut cells = row.into_iter();

@@ -91,14 +91,35 @@ pub struct ActiveRows {
     pub rows: Vec<(String, Vec<FieldValue>)>,
 }
 
-/// Reads history tables for a comparison.
+/// Which rows and columns [`HistoryReader::rows`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSelection {
+    /// The active rows, record columns only.
+    Active,
+    /// Every row, every column: the profile's metadata columns are read as ordinary columns
+    /// (for `syncline adopt` and checks of the metadata).
+    Every,
+}
+
+/// Reads history tables for a comparison or an adoption.
 #[async_trait]
 pub trait HistoryReader: Send + Sync {
     /// The tables that have the profile's start and active columns.
     async fn history_tables(&self, profile: &HistoryProfile) -> Result<Vec<String>, DestinationError>;
 
+    /// The rows of a table as `selection` says, or `None` when the table does not exist.
+    async fn rows(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+        selection: RowSelection,
+    ) -> Result<Option<ActiveRows>, DestinationError>;
+
     /// The active rows of a table, or `None` when the table does not exist.
-    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError>;
+    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
+        self.rows(table, primary_key, profile, RowSelection::Active).await
+    }
 }
 
 /// Opens a reader for the configured destination.
@@ -177,7 +198,13 @@ impl HistoryReader for DuckDbDestination {
         .map_err(|error| DestinationError::Task(error.to_string()))?
     }
 
-    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
+    async fn rows(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+        selection: RowSelection,
+    ) -> Result<Option<ActiveRows>, DestinationError> {
         let (path, retry) = (self.path().to_path_buf(), self.lock_retry());
         let (table, primary_key, profile) = (table.to_string(), primary_key.to_string(), profile.clone());
         tokio::task::spawn_blocking(move || {
@@ -204,19 +231,18 @@ impl HistoryReader for DuckDbDestination {
             let metadata = profile.metadata_columns();
             let record: Vec<(String, ReadKind)> = columns
                 .iter()
-                .filter(|(name, _)| !metadata.contains(&name.as_str()))
+                .filter(|(name, _)| selection == RowSelection::Every || !metadata.contains(&name.as_str()))
                 .map(|(name, sql)| (name.clone(), duckdb_kind(sql)))
                 .collect();
             let mut select = vec![duckdb_expression(&quote(&primary_key)?, duckdb_kind(id_sql))];
             for (name, kind) in &record {
                 select.push(duckdb_expression(&quote(name)?, *kind));
             }
-            let sql = format!(
-                "SELECT {} FROM {} WHERE {}",
-                select.join(", "),
-                quote(&table)?,
-                quote(&profile.active_column)?
-            );
+            let filter = match selection {
+                RowSelection::Active => format!(" WHERE {}", quote(&profile.active_column)?),
+                RowSelection::Every => String::new(),
+            };
+            let sql = format!("SELECT {} FROM {}{filter}", select.join(", "), quote(&table)?);
             let id_kind = duckdb_kind(id_sql);
             let mut statement = connection.prepare(&sql)?;
             let rows = statement.query_map([], |row| {

@@ -8,11 +8,13 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::json;
 use syncline_core::memory::MemoryHistory;
 use syncline_core::{
-    flatten_record, row_hash, ColumnType, HistoryProfile, Millis, NamingOptions, Observation, ObservationKind, ProfileKind, FAR_FUTURE,
+    flatten_record, row_hash, ColumnType, HistoryProfile, Millis, NamingOptions, Observation, ObservationKind, ProfileKind, StartSetting,
+    FAR_FUTURE,
 };
 use syncline_state::SqliteStateStore;
 
-use crate::writer::{HistoryTarget, HistoryWriter, Observed};
+use crate::compare::{FieldValue, HistoryReader, RowSelection};
+use crate::writer::{HistoryTarget, HistoryWriter, Observed, WriteError};
 use crate::{Destination, StoredVersion};
 
 /// A small deterministic random generator (SplitMix64), so every backend sees the same batches.
@@ -32,13 +34,16 @@ impl Random {
     }
 }
 
+/// A target with source starts (the reference model's timeline), unless the profile says
+/// otherwise.
 fn target(table: &str, profile: HistoryProfile) -> HistoryTarget {
+    let start = profile.start.unwrap_or(StartSetting::Source);
     HistoryTarget {
         source: "conformance".into(),
         entity: table.into(),
         table: table.into(),
         primary_key: "id".into(),
-        profile,
+        profile: profile.with_start(start),
         timestamp_columns: ["update_time".to_string()].into(),
     }
 }
@@ -106,7 +111,8 @@ pub fn sample_batch(table: &str) -> syncline_core::HistoryBatch {
 }
 
 /// Runs the whole suite. Panics with a description on the first failure.
-pub async fn run(destination: &dyn Destination) {
+pub async fn run<D: Destination + HistoryReader>(backend: &D) {
+    let destination: &dyn Destination = backend;
     for (table, kind) in [
         ("random_fivetran_history", ProfileKind::Fivetran),
         ("random_cdc_history", ProfileKind::Cdc),
@@ -124,6 +130,123 @@ pub async fn run(destination: &dyn Destination) {
     hostile_identifiers_are_quoted(destination).await;
     large_batches_apply_in_one_go(destination).await;
     a_stale_index_still_leaves_one_active_row(destination).await;
+    every_write_sets_the_synced_column(destination, backend).await;
+    observed_starts_increase_per_table(destination).await;
+}
+
+/// `(start, synced)` of every row of id 1, by start, read through the table's columns (after
+/// the destination released its connection, as another reader of the warehouse would).
+async fn starts_and_synced(
+    destination: &dyn Destination,
+    reader: &dyn HistoryReader,
+    table: &str,
+    profile: &HistoryProfile,
+) -> Vec<(Millis, Millis)> {
+    destination.release().await.expect("release");
+    let rows = reader
+        .rows(table, "id", profile, RowSelection::Every)
+        .await
+        .expect("read rows")
+        .expect("the table exists");
+    let position = |name: &str| rows.columns.iter().position(|column| column == name).expect("metadata column");
+    let (start, synced) = (position(&profile.start_column), position(&profile.synced_column));
+    let mut found: Vec<(Millis, Millis)> = rows
+        .rows
+        .iter()
+        .filter(|(id, _)| id == "1")
+        .map(|(_, values)| match (&values[start], &values[synced]) {
+            (FieldValue::Timestamp(start), FieldValue::Timestamp(synced)) => (*start, *synced),
+            other => panic!("start and synced are timestamps: {other:?}"),
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A close is a write of the row too: it sets the synced column, so a model incremental on
+/// the synced column sees that the row was closed.
+async fn every_write_sets_the_synced_column(destination: &dyn Destination, reader: &dyn HistoryReader) {
+    let profile = HistoryProfile::default();
+    let table = "synced_history";
+    let state = SqliteStateStore::in_memory().expect("in-memory state");
+    let mut writer = HistoryWriter::new(destination, &state, target(table, profile.clone()));
+    let record = |name: &str, time: i64| upsert(json!({"id": 1, "name": name}), "id", time, NamingOptions::default());
+    writer.write(vec![record("v0", 1_000)], 10_000).await.expect("v0");
+    assert_eq!(starts_and_synced(destination, reader, table, &profile).await, vec![(1_000, 10_000)]);
+    writer.write(vec![record("v1", 2_000)], 20_000).await.expect("v1");
+    assert_eq!(
+        starts_and_synced(destination, reader, table, &profile).await,
+        vec![(1_000, 20_000), (2_000, 20_000)],
+        "closing v0 sets its synced column"
+    );
+    writer.write(vec![delete(1, 3_000)], 30_000).await.expect("delete");
+    assert_eq!(
+        starts_and_synced(destination, reader, table, &profile).await,
+        vec![(1_000, 20_000), (2_000, 30_000)],
+        "the delete's close sets the synced column of the row it closes"
+    );
+}
+
+/// With `start = "observed"` every batch's versions start after every start already in the
+/// table, late observations (older source times) and a clock that went back included; the
+/// setting is stored with the table and a writer asking for another one is refused.
+async fn observed_starts_increase_per_table(destination: &dyn Destination) {
+    let profile = HistoryProfile::default().with_start(StartSetting::Observed);
+    let table = "observed_history";
+    let state = SqliteStateStore::in_memory().expect("in-memory state");
+    let mut writer = HistoryWriter::new(destination, &state, target(table, profile.clone()));
+    let record = |id: u64, name: &str, time: i64| upsert(json!({"id": id, "name": name}), "id", time, NamingOptions::default());
+    let batches: Vec<(Vec<Observed>, Millis)> = vec![
+        (vec![record(1, "a", 5_000), record(2, "a", 5_000)], 100_000),
+        // a late webhook: id 3 changed long before id 1's version; then id 1 changes twice
+        (vec![record(3, "a", 1_000), record(1, "b", 6_000), record(1, "c", 6_000)], 200_000),
+        // the wall clock went back; a replay of a batch already written; a delete
+        (vec![record(2, "b", 7_000), record(3, "a", 1_000), delete(1, 8_000)], 150_000),
+        // a re-create after the delete, with a source time before the delete was written
+        (vec![record(1, "d", 9_000)], 300_000),
+    ];
+    let mut newest_before = Millis::MIN;
+    let mut known = 0;
+    for (batch, synced_at) in batches {
+        writer.write(batch, synced_at).await.expect("write");
+        let versions = destination.read_versions(table, "id", &profile).await.expect("versions");
+        let mut new_starts: Vec<Millis> = versions.iter().map(|version| version.start).collect();
+        new_starts.sort();
+        let added = &new_starts[known..];
+        assert!(
+            added.iter().all(|start| *start > newest_before),
+            "{table}: a version starts at or before a start of an earlier write: {versions:?}"
+        );
+        newest_before = *new_starts.last().expect("rows");
+        known = new_starts.len();
+    }
+    let versions = destination.read_versions(table, "id", &profile).await.expect("versions");
+    let windows: Vec<(&str, Millis, Option<Millis>)> = versions
+        .iter()
+        .map(|version| (version.id.as_str(), version.start, version.end))
+        .collect();
+    assert_eq!(
+        windows,
+        vec![
+            ("1", 100_000, Some(199_999)),
+            ("1", 200_000, Some(200_000)),
+            ("1", 200_001, Some(200_002)),
+            ("1", 300_000, None),
+            ("2", 100_000, Some(200_001)),
+            ("2", 200_002, None),
+            ("3", 200_000, None),
+        ],
+        "{versions:?}"
+    );
+    let check = destination.check_history(table, "id", &profile).await.expect("check");
+    assert!(check.is_clean(), "{check:?}");
+    let mut other = HistoryWriter::new(destination, &state, target(table, profile.clone().with_start(StartSetting::Source)));
+    match other.write(vec![record(4, "a", 1_000)], 400_000).await {
+        Err(WriteError::StartSettingChanged { stored, configured, .. }) => {
+            assert_eq!((stored, configured), (StartSetting::Observed, StartSetting::Source));
+        }
+        other => panic!("changing the start setting of an existing table must be refused: {other:?}"),
+    }
 }
 
 fn expected_versions(memory: &MemoryHistory) -> Vec<StoredVersion> {

@@ -365,21 +365,29 @@ fn apply_in_transaction(connection: &Connection, batch: &HistoryBatch, mode: Ins
     let start_column = quote(&profile.start_column)?;
     let end_column = quote(&profile.end_column)?;
     let active_column = quote(&profile.active_column)?;
+    let synced_column = quote(&profile.synced_column)?;
     if !batch.closes.is_empty() {
         let id_type = sql_type(batch.schema.column_type(&batch.primary_key).unwrap_or(ColumnType::Varchar));
         connection.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE syncline_closes (id {id_type}, version_start TIMESTAMP, version_end TIMESTAMP)"
+            "CREATE OR REPLACE TEMP TABLE syncline_closes (id {id_type}, version_start TIMESTAMP, version_end TIMESTAMP, version_synced TIMESTAMP)"
         ))?;
         {
             let mut appender = connection.appender_to_catalog_and_db("syncline_closes", "temp", "main")?;
+            let synced = CellValue::Timestamp(batch.synced_at);
             for close in &batch.closes {
                 let (start, end) = (CellValue::Timestamp(close.start), CellValue::Timestamp(close.end));
-                appender.append_row(duckdb::appender_params_from_iter([Cell(&close.id), Cell(&start), Cell(&end)]))?;
+                appender.append_row(duckdb::appender_params_from_iter([
+                    Cell(&close.id),
+                    Cell(&start),
+                    Cell(&end),
+                    Cell(&synced),
+                ]))?;
             }
             appender.flush()?;
         }
         connection.execute_batch(&format!(
-            "UPDATE {table} SET {end_column} = c.version_end, {active_column} = false FROM temp.main.syncline_closes AS c
+            "UPDATE {table} SET {end_column} = c.version_end, {active_column} = false, {synced_column} = c.version_synced
+             FROM temp.main.syncline_closes AS c
              WHERE {table}.{id_column} = c.id AND {table}.{active_column} AND {table}.{start_column} <= c.version_end;
              DROP TABLE temp.main.syncline_closes;"
         ))?;

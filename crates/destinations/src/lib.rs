@@ -8,6 +8,7 @@
 //! [`BigQueryDestination`].
 //! [`compare`] checks parity between two history datasets (`syncline compare`).
 
+pub mod adopt;
 mod bigquery;
 pub mod compare;
 pub mod conformance;
@@ -27,7 +28,10 @@ pub use crate::bigquery::{
 };
 pub use crate::duckdb::{DuckDbDestination, LockRetry};
 pub use crate::postgres::{physical_identifier, PostgresDestination, MAX_IDENTIFIER_BYTES};
-pub use writer::{HistoryTarget, HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats};
+pub use writer::{
+    late_versions_marker, max_start_marker, resolve_start_setting, start_setting_marker, stored_start_setting, HistoryTarget,
+    HistoryWriter, Observed, PreparedWrite, WriteError, WriteStats,
+};
 
 /// Errors of a destination.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use syncline_state::postgres_url::{redact_url, split_postgres_url, PostgresUrl};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Transaction};
 
-use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind};
+use crate::compare::{ActiveRows, FieldValue, HistoryReader, ReadKind, RowSelection};
 use crate::{quote_identifier as quote, Destination, DestinationError, HistoryCheck, StoredVersion};
 
 /// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes.
@@ -362,13 +362,15 @@ impl PostgresDestination {
         let start = quote_physical(&profile.start_column)?;
         let end = quote_physical(&profile.end_column)?;
         let active = quote_physical(&profile.active_column)?;
+        let synced = quote_physical(&profile.synced_column)?;
         if !batch.closes.is_empty() {
             let id_type = sql_type(batch.schema.column_type(&batch.primary_key).unwrap_or(ColumnType::Varchar));
             transaction
                 .batch_execute(&format!(
-                    "CREATE TEMP TABLE syncline_closes (id {id_type}, version_start timestamp, version_end timestamp) ON COMMIT DROP"
+                    "CREATE TEMP TABLE syncline_closes (id {id_type}, version_start timestamp, version_end timestamp, version_synced timestamp) ON COMMIT DROP"
                 ))
                 .await?;
+            let closes_synced = format_timestamp(batch.synced_at);
             let rows = batch.closes.iter().map(|close| {
                 let mut line = String::with_capacity(64);
                 push_copy_value(&mut line, &close.id);
@@ -376,13 +378,15 @@ impl PostgresDestination {
                 line.push_str(&format_timestamp(close.start));
                 line.push('\t');
                 line.push_str(&format_timestamp(close.end));
+                line.push('\t');
+                line.push_str(&closes_synced);
                 line.push('\n');
                 line
             });
             copy_rows(transaction, "COPY syncline_closes FROM STDIN", rows).await?;
             transaction
                 .batch_execute(&format!(
-                    "UPDATE {table} AS t SET {end} = c.version_end, {active} = false FROM syncline_closes AS c
+                    "UPDATE {table} AS t SET {end} = c.version_end, {active} = false, {synced} = c.version_synced FROM syncline_closes AS c
                      WHERE t.{id} = c.id AND t.{active} AND t.{start} <= c.version_end"
                 ))
                 .await?;
@@ -624,7 +628,13 @@ impl HistoryReader for PostgresDestination {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    async fn active_rows(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<Option<ActiveRows>, DestinationError> {
+    async fn rows(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+        selection: RowSelection,
+    ) -> Result<Option<ActiveRows>, DestinationError> {
         let guard = self.client().await?;
         let client = guard.as_ref().expect("connected above");
         let columns = self.table_columns(client, table).await?;
@@ -640,7 +650,7 @@ impl HistoryReader for PostgresDestination {
         let metadata = profile.metadata_columns();
         let record: Vec<(String, ReadKind)> = columns
             .iter()
-            .filter(|column| !metadata.contains(&column.name.as_str()))
+            .filter(|column| selection == RowSelection::Every || !metadata.contains(&column.name.as_str()))
             .map(|column| (column.name.clone(), read_kind(&column.sql)))
             .collect();
         let id_kind = read_kind(&id_column.sql);
@@ -648,12 +658,11 @@ impl HistoryReader for PostgresDestination {
         for (name, kind) in &record {
             select.push(read_expression(&quote_physical(name)?, *kind));
         }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            select.join(", "),
-            self.qualified(table)?,
-            quote_physical(&profile.active_column)?
-        );
+        let filter = match selection {
+            RowSelection::Active => format!(" WHERE {}", quote_physical(&profile.active_column)?),
+            RowSelection::Every => String::new(),
+        };
+        let sql = format!("SELECT {} FROM {}{filter}", select.join(", "), self.qualified(table)?);
         let mut rows = Vec::new();
         for row in client.query(&sql, &[]).await? {
             let id = read_value(&row, 0, id_kind)?.normalized().unwrap_or_default();
@@ -697,6 +706,19 @@ pub(crate) mod testing {
                 destination,
                 dropped: false,
             })
+        }
+
+        /// Runs SQL in the schema (created if missing); `{schema}.` in the text becomes the
+        /// quoted schema and a dot.
+        pub(crate) async fn execute(&self, sql: &str) {
+            let guard = self.destination.client().await.unwrap();
+            let client = guard.as_ref().unwrap();
+            let schema = quote(&self.destination.schema).unwrap();
+            let sql = sql.replace("{schema}.", &format!("{schema}."));
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; {sql}"))
+                .await
+                .unwrap_or_else(|error| panic!("{sql}: {error}"));
         }
 
         /// Drops the schema and everything in it.

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use syncline_core::{
-    assemble_batch_owned, full_extract_deletes, plan_history, CoreError, CurrentVersion, HistoryBatch, HistoryProfile, Millis, Observation,
-    Plan, PlanStats, TableSchema,
+    assemble_batch_owned, full_extract_deletes, plan_history_with, CoreError, CurrentVersion, HistoryBatch, HistoryProfile, Millis,
+    Observation, Plan, PlanStats, StartSetting, Starts, TableSchema,
 };
 use syncline_state::{IndexWrite, StateError, StateStore};
 
@@ -26,6 +26,79 @@ pub enum WriteError {
     /// The state store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The configured start setting differs from the one the table was written with.
+    #[error("history table `{table}` was written with [history] start = \"{stored}\" and cannot change to \"{configured}\": its starts would mix two timelines, so incremental models would skip or repeat versions; keep start = \"{stored}\" (or remove the setting, which keeps the table's), or write a new table (another table_pattern, schema or file) and carry the old history over with `syncline adopt`")]
+    StartSettingChanged {
+        /// The table.
+        table: String,
+        /// The setting stored with the table.
+        stored: StartSetting,
+        /// The setting asked for.
+        configured: StartSetting,
+    },
+    /// The stored start setting is not one this build knows.
+    #[error("history table `{table}` has an unknown stored start setting `{value}`; upgrade syncline")]
+    UnknownStartSetting {
+        /// The table.
+        table: String,
+        /// The stored text.
+        value: String,
+    },
+}
+
+/// The state-store marker holding a table's start setting.
+pub fn start_setting_marker(table: &str) -> String {
+    format!("history_start.{table}")
+}
+
+/// The state-store marker holding the newest start written to a table (observed starts).
+pub fn max_start_marker(table: &str) -> String {
+    format!("history_max_start.{table}")
+}
+
+/// The state-store marker counting the versions written with a start at or before the newest
+/// start of an earlier write: the versions a `start > max(start)` incremental model skips.
+pub fn late_versions_marker(table: &str) -> String {
+    format!("history_late_versions.{table}")
+}
+
+/// The start setting a table was written with: the stored marker, or `source` for a table
+/// written before the setting was stored, or `None` for a table not written yet.
+pub async fn stored_start_setting(
+    state: &dyn StateStore,
+    source: &str,
+    table: &str,
+    table_exists: bool,
+) -> Result<Option<StartSetting>, WriteError> {
+    match state.marker(source, &start_setting_marker(table)).await? {
+        Some(value) => StartSetting::parse(&value)
+            .map(Some)
+            .ok_or_else(|| WriteError::UnknownStartSetting {
+                table: table.to_string(),
+                value,
+            }),
+        // Tables written before the setting existed have source starts.
+        None if table_exists => Ok(Some(StartSetting::Source)),
+        None => Ok(None),
+    }
+}
+
+/// Decides the start setting of a table from the stored one and the configured one (`None`:
+/// not configured), or refuses a change.
+pub fn resolve_start_setting(
+    table: &str,
+    stored: Option<StartSetting>,
+    configured: Option<StartSetting>,
+) -> Result<StartSetting, WriteError> {
+    match (stored, configured) {
+        (Some(stored), Some(configured)) if stored != configured => Err(WriteError::StartSettingChanged {
+            table: table.to_string(),
+            stored,
+            configured,
+        }),
+        (Some(stored), _) => Ok(stored),
+        (None, configured) => Ok(configured.unwrap_or_default()),
+    }
 }
 
 /// Which history table a writer maintains, and how.
@@ -95,6 +168,15 @@ pub struct HistoryWriter<'a> {
     defer_index_writes: bool,
     /// The entries of the last committed batch, not yet in the state store.
     pending: Option<PendingIndex>,
+    /// The table's start setting, once resolved.
+    start: Option<StartSetting>,
+    /// The newest start written to the table (with observed starts, every later version
+    /// starts after it), as stored or planned since.
+    max_start: Millis,
+    /// Versions planned with a start at or before `max_start`, not yet counted in the store.
+    late_versions: u64,
+    /// True when `max_start` or `late_versions` moved since they were last stored.
+    watermark_dirty: bool,
 }
 
 impl<'a> HistoryWriter<'a> {
@@ -107,7 +189,74 @@ impl<'a> HistoryWriter<'a> {
             schema: None,
             defer_index_writes: false,
             pending: None,
+            start: None,
+            max_start: Millis::MIN,
+            late_versions: 0,
+            watermark_dirty: false,
         }
+    }
+
+    /// The table's start setting: resolved (and stored with a new table, at `now`) on first use.
+    pub async fn start_setting(&mut self, now: Millis) -> Result<StartSetting, WriteError> {
+        if let Some(start) = self.start {
+            return Ok(start);
+        }
+        if self.schema.is_none() {
+            self.schema = self.destination.table_schema(&self.target.table, &self.target.profile).await?;
+        }
+        let exists = self.schema.is_some();
+        let (source, table) = (&self.target.source, &self.target.table);
+        let marked = self.state.marker(source, &start_setting_marker(table)).await?.is_some();
+        let stored = stored_start_setting(self.state, source, table, exists).await?;
+        let start = resolve_start_setting(table, stored, self.target.profile.start)?;
+        if !marked {
+            // a new table, or one written before the setting was stored: record it now
+            self.state
+                .set_marker(source, &start_setting_marker(table), start.as_str(), now)
+                .await?;
+        }
+        self.start = Some(start);
+        Ok(start)
+    }
+
+    /// Reads the newest start written to the table (another writer of the same table, such as
+    /// the webhook worker beside the reconciler, may have moved it).
+    async fn refresh_max_start(&mut self) -> Result<(), WriteError> {
+        if self.watermark_dirty {
+            return Ok(());
+        }
+        if let Some(value) = self
+            .state
+            .marker(&self.target.source, &max_start_marker(&self.target.table))
+            .await?
+        {
+            if let Ok(stored) = value.parse::<Millis>() {
+                self.max_start = self.max_start.max(stored);
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_watermark(&mut self, written_at: Millis) -> Result<(), WriteError> {
+        let (source, table) = (&self.target.source, &self.target.table);
+        if self.late_versions > 0 {
+            let marker = late_versions_marker(table);
+            let stored: u64 = self
+                .state
+                .marker(source, &marker)
+                .await?
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            self.state
+                .set_marker(source, &marker, &(stored + self.late_versions).to_string(), written_at)
+                .await?;
+            self.late_versions = 0;
+        }
+        self.state
+            .set_marker(source, &max_start_marker(table), &self.max_start.to_string(), written_at)
+            .await?;
+        self.watermark_dirty = false;
+        Ok(())
     }
 
     /// Defers each batch's index write until the next batch is applied, and runs the two at
@@ -185,9 +334,22 @@ impl<'a> HistoryWriter<'a> {
         }
         drop(ids);
         let read_ms = started.elapsed().as_millis() as u64;
-        let plan = plan_history(&current, &observations);
+        let setting = self.start_setting(synced_at).await?;
+        self.refresh_max_start().await?;
+        let starts = match setting {
+            StartSetting::Source => Starts::Source,
+            StartSetting::Observed => Starts::ObservedAt(synced_at.max(self.max_start.saturating_add(1))),
+        };
+        let plan = plan_history_with(&current, &observations, starts);
         drop(current);
-        let schema_before = self.schema.as_ref().expect("schema loaded above");
+        let late = plan.versions.iter().filter(|version| version.start <= self.max_start).count() as u64;
+        if let Some(newest) = plan.versions.iter().map(|version| version.start).max() {
+            self.late_versions += late;
+            self.max_start = self.max_start.max(newest);
+            self.watermark_dirty = true;
+        }
+        let empty = TableSchema::default();
+        let schema_before = self.schema.as_ref().unwrap_or(&empty);
         let count = observations.len();
         let batch = assemble_batch_owned(
             &self.target.table,
@@ -235,6 +397,10 @@ impl<'a> HistoryWriter<'a> {
         };
         applied?;
         previous_written?;
+        if self.watermark_dirty {
+            // After the commit: the marker never names a start the table does not hold.
+            self.store_watermark(batch.synced_at).await?;
+        }
         let apply_ms = started.elapsed().as_millis() as u64;
         self.schema = Some(batch.schema.clone());
         let entries: Vec<IndexWrite> = plan
@@ -332,7 +498,8 @@ mod tests {
             entity: "deal".into(),
             table: "deal_history".into(),
             primary_key: "id".into(),
-            profile: HistoryProfile::default(),
+            // source starts: the crash tests below replay batches from a stale index
+            profile: HistoryProfile::default().with_start(StartSetting::Source),
             timestamp_columns: HashSet::new(),
         }
     }
@@ -404,6 +571,59 @@ mod tests {
             .unwrap();
         let index = state.all_current_versions("test", "deal").await.unwrap();
         (versions, index, stats)
+    }
+
+    #[tokio::test]
+    async fn a_table_keeps_its_start_setting() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        // A table written before the setting existed: no marker, rows in the table.
+        let mut legacy = target();
+        legacy.profile.start = None;
+        let mut writer = HistoryWriter::new(&destination, &state, legacy.clone());
+        writer.write(vec![upsert(1, 1, 1_000)], 5).await.unwrap();
+        state
+            .set_marker("test", &start_setting_marker("deal_history"), "", 5)
+            .await
+            .unwrap();
+        let error = HistoryWriter::new(&destination, &state, legacy.clone())
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, WriteError::UnknownStartSetting { .. }), "{error}");
+        // the marker is gone (an older syncline wrote the table): the table counts as source
+        let fresh = SqliteStateStore::in_memory().unwrap();
+        let mut observed = legacy.clone();
+        observed.profile.start = Some(StartSetting::Observed);
+        let error = HistoryWriter::new(&destination, &fresh, observed)
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("written with [history] start = \"source\" and cannot change to \"observed\""),
+            "{error}"
+        );
+        let versions = destination
+            .read_versions("deal_history", "id", &HistoryProfile::default())
+            .await
+            .unwrap();
+        assert_eq!(versions.len(), 1, "a refused write writes nothing");
+        // unset keeps the table's setting
+        HistoryWriter::new(&destination, &fresh, legacy)
+            .write(vec![upsert(1, 2, 2_000)], 6)
+            .await
+            .unwrap();
+        assert_eq!(
+            fresh
+                .marker("test", &start_setting_marker("deal_history"))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("source")
+        );
     }
 
     #[tokio::test]

@@ -19,14 +19,17 @@
     )
 }}
 
-with latest_active as (
-    select *
+with changed as (
+    select *, row_number() over (partition by id order by _fivetran_start desc) as newest
     from {{ source('pipedrive', 'deal_history') }}
     where _fivetran_active
     {% if is_incremental() %}
       and _fivetran_synced > (select coalesce(max(synced_at), timestamp '1970-01-01') from {{ this }})
     {% endif %}
-    qualify row_number() over (partition by id order by _fivetran_start desc) = 1
+),
+
+latest_active as (
+    select * from changed where newest = 1
 )
 
 select
