@@ -40,7 +40,11 @@ pub struct FreshnessArgs {
 const USER: &str = "bench-hook";
 const PASSWORD: &str = "bench-hook-s3cret";
 
-async fn start_server(config: &SynclineConfig, state: Arc<dyn StateStore>, destination: Arc<dyn Destination>) -> anyhow::Result<ServerHandle> {
+async fn start_server(
+    config: &SynclineConfig,
+    state: Arc<dyn StateStore>,
+    destination: Arc<dyn Destination>,
+) -> anyhow::Result<ServerHandle> {
     let options = ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         sync_secret: None,
@@ -49,6 +53,7 @@ async fn start_server(config: &SynclineConfig, state: Arc<dyn StateStore>, desti
             ..WorkerOptions::default()
         },
         scheduler: false,
+        limits: syncline_server::ListenerLimits::default(),
     };
     Ok(syncline_server::start(config.clone(), options, state, destination).await?)
 }
@@ -130,7 +135,11 @@ verify = {{ type = "basic", username = "{USER}", password = "{PASSWORD}" }}
     let target = format!("http://{}/webhooks/crm", server.local_addr());
     simulator.set_webhook_target(Some(target))?;
     let started = Instant::now();
-    server.sources().reconcile("crm", SyncMode::Full).await.map_err(|_| anyhow::anyhow!("busy"))?;
+    server
+        .sources()
+        .reconcile("crm", SyncMode::Full)
+        .await
+        .map_err(|_| anyhow::anyhow!("busy"))?;
     let initial_load_s = started.elapsed().as_secs_f64();
 
     // Phase 1: webhooks with no reconcile running.

@@ -359,8 +359,10 @@ async fn big_bodies_without_credentials_are_refused_unread() {
         p99.as_secs_f64() * 1e3
     );
     assert!(statuses.get(&Some(401)).copied().unwrap_or(0) > 0, "refusals are 401: {statuses:?}");
+    // Buffering the bodies would take 200 MiB; the connections, tasks and allocator slack of
+    // 200 concurrent requests take well under that.
     assert!(
-        rss_peak - rss_before < 64.0,
+        rss_peak - rss_before < 128.0,
         "bodies are not buffered: {rss_before} -> {rss_peak} MiB"
     );
     assert!(p99 < Duration::from_millis(100), "legitimate ack p99 {p99:?}");

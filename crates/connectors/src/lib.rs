@@ -94,7 +94,11 @@ impl ConnectorError {
             | ConnectorError::BudgetExhausted { .. }
             | ConnectorError::State(_) => true,
             ConnectorError::Write(error) => !matches!(error, syncline_destinations::WriteError::Core(_)),
-            ConnectorError::Http(_) | ConnectorError::Rejected { .. } | ConnectorError::Auth(_) | ConnectorError::Core(_) => false,
+            ConnectorError::Http(_)
+            | ConnectorError::Rejected { .. }
+            | ConnectorError::Auth(_)
+            | ConnectorError::Core(_)
+            | ConnectorError::InvalidId(_) => false,
         }
     }
 }

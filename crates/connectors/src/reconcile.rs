@@ -28,8 +28,8 @@ use crate::config::{InitialSync, SourceConfig, SynclineConfig};
 use crate::http::{CallStats, HttpEngine};
 use crate::list::{list_children, list_records, ListRequest, Pager};
 use crate::locks::WriteLocks;
-use crate::refetch::{write_under_lock, BatchTarget, BatchWritten};
 use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
+use crate::refetch::{write_under_lock, BatchTarget, BatchWritten};
 use crate::spec::{reconciler_supports, ConnectorKind, EntitySpec, SinceFilter};
 use crate::ConnectorError;
 
@@ -530,7 +530,10 @@ impl EntityRun<'_, '_> {
                 record
             };
             if spec.is_deleted(&record) {
-                observed.push(delete_at(id, record_modified(&record, spec).unwrap_or(observed_at).min(wall_clock_ms())));
+                observed.push(delete_at(
+                    id,
+                    record_modified(&record, spec).unwrap_or(observed_at).min(wall_clock_ms()),
+                ));
                 continue;
             }
             if let Some(names) = names.as_ref() {
@@ -572,7 +575,12 @@ impl EntityRun<'_, '_> {
                             observed.push(delete_at(id, listing_started));
                         } else {
                             report.kept_after_confirmation += 1;
-                            tracing::debug!(source = self.run.source, entity = spec.name, id, "missing from the listing but alive upstream; kept");
+                            tracing::debug!(
+                                source = self.run.source,
+                                entity = spec.name,
+                                id,
+                                "missing from the listing but alive upstream; kept"
+                            );
                             observed.push(observe(spec, record, confirmed_at)?);
                         }
                     }
@@ -844,7 +852,13 @@ async fn sync_entity(
                     Some(after) => {
                         listing_complete = false;
                         report.resumable = true;
-                        tracing::info!(source, entity = spec.name, after, budget, "child listing reached its budget; the next full run resumes after this parent");
+                        tracing::info!(
+                            source,
+                            entity = spec.name,
+                            after,
+                            budget,
+                            "child listing reached its budget; the next full run resumes after this parent"
+                        );
                         state.set_marker(run.source, &children_marker(spec.name), after, now).await?;
                     }
                     None if resume_after.is_some() => {

@@ -293,16 +293,13 @@ impl<'a> HistoryWriter<'a> {
     pub async fn prepare(&mut self, mut observed: Vec<Observed>, synced_at: Millis) -> Result<PreparedWrite, WriteError> {
         let started = std::time::Instant::now();
         if self.schema.is_none() {
-            self.schema = Some(
-                self.destination
-                    .table_schema(&self.target.table, &self.target.profile)
-                    .await?
-                    .unwrap_or_default(),
-            );
+            // `None` while the table does not exist yet: the start setting tells new tables apart.
+            self.schema = self.destination.table_schema(&self.target.table, &self.target.profile).await?;
         }
         // A record that would take the table past the column cap is refused alone.
+        let no_columns = TableSchema::default();
         let refused = syncline_core::over_column_cap(
-            self.schema.as_ref().expect("schema loaded above"),
+            self.schema.as_ref().unwrap_or(&no_columns),
             observed.iter().map(|item| match &item.observation.kind {
                 syncline_core::ObservationKind::Upsert { record, .. } => Some(record),
                 syncline_core::ObservationKind::Delete => None,

@@ -74,9 +74,7 @@ impl Sources {
 
     /// True while a reconcile of the source runs.
     pub fn reconciling(&self, source: &str) -> bool {
-        self.reconcile_locks
-            .get(source)
-            .is_some_and(|lock| lock.try_lock().is_err())
+        self.reconcile_locks.get(source).is_some_and(|lock| lock.try_lock().is_err())
     }
 
     /// Runs one reconcile of a source unless one is running already. Webhook batches keep being

@@ -366,7 +366,11 @@ struct Backoff {
 
 impl Backoff {
     fn new(first: Duration, max: Duration) -> Self {
-        Self { first, max, current: first }
+        Self {
+            first,
+            max,
+            current: first,
+        }
     }
 
     fn current(&self) -> Duration {
@@ -445,7 +449,9 @@ pub async fn apply_batch(
         let report = match applied {
             Ok(report) => report,
             Err(error) if error.is_transient() => {
-                sources.metrics.increment("syncline_worker_batches_total", &[("outcome", "deferred")]);
+                sources
+                    .metrics
+                    .increment("syncline_worker_batches_total", &[("outcome", "deferred")]);
                 tracing::warn!(source, entity, %error, events = entries.len(), "transient trouble; the events wait without counting an attempt");
                 defer(sources, &seqs, &error.to_string(), due_later()).await;
                 outcome = BatchOutcome::Transient;

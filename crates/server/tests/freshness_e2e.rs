@@ -30,7 +30,7 @@ use syncline_simulator::{ChangeRequest, Connector, Entity, Simulator, SimulatorC
 use syncline_state::{open_state_store, StateStore};
 
 const HOOK_USER: &str = "hook-user";
-const HOOK_PASSWORD: &str = "hook-s3cret";
+const HOOK_PASSWORD: &str = "hook-s3cret-long-enough";
 
 /// How long the other process holds the warehouse file.
 const LOCK_SECONDS: u64 = 6;
@@ -109,16 +109,19 @@ max_delay_ms = 20
     );
     let config = SynclineConfig::parse_with_env(&text, |_| None).expect("config parses");
     // Fail fast on a held file, so the worker's own deferral is what waits out the lock.
-    let destination: Arc<dyn Destination> = Arc::new(DuckDbDestination::new(dir.path().join("warehouse.duckdb")).with_lock_retry(LockRetry {
-        attempts: 2,
-        first_wait: Duration::from_millis(20),
-    }));
+    let destination: Arc<dyn Destination> = Arc::new(DuckDbDestination::new(dir.path().join("warehouse.duckdb")).with_lock_retry(
+        LockRetry {
+            attempts: 2,
+            first_wait: Duration::from_millis(20),
+        },
+    ));
     let state: Arc<dyn StateStore> = Arc::from(open_state_store(&config.state.url.parse().unwrap()).await.unwrap());
     let options = ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         sync_secret: None,
         worker,
         scheduler: false,
+        limits: syncline_server::ListenerLimits::default(),
     };
     let server = syncline_server::start(config.clone(), options, Arc::clone(&state), destination)
         .await
@@ -178,7 +181,11 @@ impl Env {
         let current = self.state.current_versions("crm", entity, &ids).await.unwrap();
         expected
             .iter()
-            .filter(|(id, hash)| current.get(*id).is_some_and(|version| version.end.is_none() && version.row_hash == **hash))
+            .filter(|(id, hash)| {
+                current
+                    .get(*id)
+                    .is_some_and(|version| version.end.is_none() && version.row_hash == **hash)
+            })
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -318,7 +325,11 @@ async fn a_held_warehouse_dead_letters_nothing_and_everything_is_applied_after()
     let mut expected = env.expected("deal").await;
     let wanted: BTreeSet<String> = (1..=50).map(|id: u64| id.to_string()).collect();
     expected.retain(|id, _| wanted.contains(id));
-    assert_eq!(env.matching("deal", &expected).await.len(), 50, "all applied after the lock ({held_for:?})");
+    assert_eq!(
+        env.matching("deal", &expected).await.len(),
+        50,
+        "all applied after the lock ({held_for:?})"
+    );
     env.shutdown().await;
 }
 
@@ -410,7 +421,10 @@ async fn a_forged_delete_dated_in_the_year_5000_leaves_the_record_active() {
     assert_eq!(env.state.inbox_stats(now_ms()).await.unwrap().dead, 0);
     // A real delete is confirmed (404) and closes it, at a time that is not in the future.
     env.simulator
-        .apply_change(&ChangeRequest::Delete { entity: Entity::Deal, id: 7 })
+        .apply_change(&ChangeRequest::Delete {
+            entity: Entity::Deal,
+            id: 7,
+        })
         .expect("delete");
     env.simulator.flush_webhooks().await;
     env.wait_until_drained(Duration::from_secs(20)).await;
@@ -452,7 +466,10 @@ async fn a_listing_that_loses_rows_between_pages_closes_no_id_that_exists_upstre
             .filter(|(id, version)| version.end.is_some() && live.contains(*id))
             .map(|(id, _)| id)
             .collect();
-        assert!(wrongly_closed.is_empty(), "run {run}: closed but alive upstream: {wrongly_closed:?}");
+        assert!(
+            wrongly_closed.is_empty(),
+            "run {run}: closed but alive upstream: {wrongly_closed:?}"
+        );
         let closed = index.values().filter(|version| version.end.is_some()).count();
         if run == 2 {
             assert!(closed > 0, "ids deleted upstream are closed");

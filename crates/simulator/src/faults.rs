@@ -118,10 +118,7 @@ impl FaultDecider {
     pub fn mutate_while_paging(&mut self, faults: &FaultConfig) -> (bool, bool) {
         let delete: f64 = self.mutations.random();
         let update: f64 = self.mutations.random();
-        (
-            delete < faults.delete_while_paging_rate,
-            update < faults.update_while_paging_rate,
-        )
+        (delete < faults.delete_while_paging_rate, update < faults.update_while_paging_rate)
     }
 
     /// Whether records get inserted before serving this later page.
