@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
+/// One `(source, entity)` write lock.
+type EntityLock = Arc<tokio::sync::Mutex<()>>;
+
 /// The write locks of every `(source, entity)`, made on first use.
 #[derive(Debug, Default)]
 pub struct WriteLocks {
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(String, String), EntityLock>>,
 }
 
 impl WriteLocks {

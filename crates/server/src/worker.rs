@@ -42,7 +42,10 @@ const BUSY_LANE_DELAY_MS: i64 = 250;
 /// Called by a lane before it applies a batch: `(source, events)`. Fault-injection tests panic
 /// here to check the supervision; production leaves it unset.
 #[derive(Clone)]
-pub struct BatchHook(pub Arc<dyn Fn(&str, &[InboxEntry]) + Send + Sync>);
+pub struct BatchHook(pub Arc<BatchHookFn>);
+
+/// What a [`BatchHook`] calls: the source and the batch's inbox entries.
+pub type BatchHookFn = dyn Fn(&str, &[InboxEntry]) + Send + Sync;
 
 impl std::fmt::Debug for BatchHook {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

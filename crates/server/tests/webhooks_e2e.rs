@@ -13,7 +13,6 @@ use syncline_connectors::parity::{compare_active, expected_hashes};
 use syncline_connectors::pipedrive::stored_field_names;
 use syncline_connectors::reconcile::SyncMode;
 use syncline_connectors::SynclineConfig;
-use syncline_core::parse_timestamp;
 use syncline_destinations::{open_destination, Destination};
 use syncline_server::{ServerHandle, ServerOptions, WorkerOptions};
 use syncline_simulator::{ChangeMix, Connector, Entity, Simulator, SimulatorConfig, SimulatorHandle};
