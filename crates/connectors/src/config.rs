@@ -498,17 +498,14 @@ impl WebhookSection {
                 verify_path,
                 format!(
                     "is missing: webhooks are accepted only with a verification; write {}",
-                    verify_hint(connector)
+                    connector.profile().verify_hint
                 ),
             ));
         };
-        if connector == ConnectorKind::Pipedrive && !matches!(verification, WebhookVerification::Basic { .. }) {
+        if let Some(why) = (connector.profile().refuses_verification)(verification) {
             return Err(field_error(
                 format!("{verify_path}.type"),
-                format!(
-                    "pipedrive signs no webhooks and sends only HTTP Basic auth; write {}",
-                    verify_hint(connector)
-                ),
+                format!("{why}; write {}", connector.profile().verify_hint),
             ));
         }
         verification
@@ -521,14 +518,6 @@ impl WebhookSection {
             ));
         }
         Ok(())
-    }
-}
-
-fn verify_hint(connector: ConnectorKind) -> &'static str {
-    match connector {
-        ConnectorKind::Pipedrive => "verify = { type = \"basic\", username = \"syncline\", password = \"${PIPEDRIVE_WEBHOOK_PASSWORD}\" }",
-        ConnectorKind::ZohoDesk => "verify = { type = \"hmac\", secret = \"${ZOHO_DESK_WEBHOOK_SECRET}\" }",
-        ConnectorKind::Halopsa => "verify = { type = \"basic\", username = \"syncline\", password = \"${HALOPSA_WEBHOOK_PASSWORD}\" } or { type = \"header\", header = \"x-halo-secret\", value = \"${HALOPSA_WEBHOOK_TOKEN}\" }",
     }
 }
 
@@ -885,15 +874,18 @@ impl SourceConfig {
                 "must be at least 1; write 8 for the default",
             ));
         }
-        match (self.connector, &self.org_id) {
-            (ConnectorKind::ZohoDesk, None) => {
+        match (self.connector.profile().needs_org_id, &self.org_id) {
+            (true, None) => {
                 return Err(field_error(
                     format!("{path}.org_id"),
-                    "zoho_desk needs the organisation id; write org_id = \"123456\"",
+                    format!("{} needs the organisation id; write org_id = \"123456\"", self.connector.name()),
                 ))
             }
-            (ConnectorKind::Pipedrive | ConnectorKind::Halopsa, Some(_)) => {
-                return Err(field_error(format!("{path}.org_id"), "only zoho_desk uses org_id; remove it"))
+            (false, Some(_)) => {
+                return Err(field_error(
+                    format!("{path}.org_id"),
+                    format!("{} uses no org_id; remove it", self.connector.name()),
+                ))
             }
             _ => {}
         }
@@ -902,9 +894,7 @@ impl SourceConfig {
         }
         let auth_path = format!("{path}.auth");
         match (&self.connector, &self.auth) {
-            (ConnectorKind::Pipedrive, AuthConfig::ApiToken { .. } | AuthConfig::Oauth2Refresh { .. }) => {}
-            (ConnectorKind::ZohoDesk, AuthConfig::Oauth2Refresh { .. }) => {}
-            (ConnectorKind::Halopsa, AuthConfig::ClientCredentials { .. }) => {}
+            (connector, auth) if (connector.profile().accepts_auth)(auth) => {}
             (connector, _) => {
                 return Err(field_error(
                     format!("{auth_path}.type"),

@@ -345,10 +345,7 @@ impl HttpEngine {
             let mut request = self.client.get(&url).query(query);
             request = match (&self.auth, &access_token) {
                 (Auth::ApiToken(token), _) => request.header("x-api-token", token.expose()),
-                (_, Some(token)) if self.connector == ConnectorKind::ZohoDesk => {
-                    request.header("Authorization", format!("Zoho-oauthtoken {token}"))
-                }
-                (_, Some(token)) => request.bearer_auth(token),
+                (_, Some(token)) => request.header("Authorization", format!("{} {token}", self.connector.profile().token_scheme)),
                 (_, None) => request,
             };
             if let Some(org_id) = &self.org_id {

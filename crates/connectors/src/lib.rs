@@ -6,11 +6,13 @@
 //! - [`http`]: the HTTP engine (auth, retries, budget, cost accounting);
 //! - [`list`]: one pager per pagination kind;
 //! - [`locks`]: one writer per `(source, entity)`, held for one batch;
-//! - [`pipedrive`]: custom-field names;
+//! - [`pipedrive`], [`zoho_desk`], [`halopsa`]: one folder per connector (its entities, webhook
+//!   parsing, cost model and quirks), each declaring a [`spec::ConnectorProfile`];
 //! - [`reconcile`]: incremental, capped and full reconciliation through the history engine;
 //! - [`webhook`]: webhook verification (HMAC, Basic auth, header token) and payload parsing.
 
 pub mod config;
+pub mod halopsa;
 pub mod http;
 pub mod list;
 pub mod locks;
@@ -20,6 +22,7 @@ pub mod reconcile;
 pub mod refetch;
 pub mod spec;
 pub mod webhook;
+pub mod zoho_desk;
 
 pub use config::{
     check_secret_strength, redact_url, AuthConfig, ConfigError, InitialSync, ScheduleSection, Secret, SourceConfig, SourceSchedule,
@@ -28,7 +31,7 @@ pub use config::{
 pub use http::{CallStats, HttpEngine};
 pub use locks::WriteLocks;
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};
-pub use spec::{ConnectorKind, EntitySpec, IdSyntax, InvalidId, Pagination, SinceFilter};
+pub use spec::{ConnectorKind, ConnectorProfile, EntitySpec, IdSyntax, InvalidId, Pagination, SinceFilter};
 pub use webhook::{
     body_digest, parse_webhook, verify, HmacScheme, HmacVerification, ParseError, ParsedWebhook, SignatureEncoding, VerifyError,
     WebhookVerification,

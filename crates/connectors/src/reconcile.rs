@@ -30,7 +30,7 @@ use crate::list::{list_children, list_records, ListRequest, Pager};
 use crate::locks::WriteLocks;
 use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
 use crate::refetch::{write_under_lock, BatchTarget, BatchWritten};
-use crate::spec::{reconciler_supports, ConnectorKind, EntitySpec, SinceFilter};
+use crate::spec::{reconciler_supports, EntitySpec, SinceFilter};
 use crate::ConnectorError;
 
 /// Observations written per history batch.
@@ -256,10 +256,17 @@ pub fn avoid_column_collisions(record: &mut Value) {
     }
 }
 
-/// Turns a record into an observation at its modified time (else `observed_at`).
+/// Turns a record into an observation at its modified time (else `observed_at`). A record that
+/// carries its vendor's deleted flag (a list, search or detail row of a soft-deleted record) is a
+/// delete at that time, never an active version.
 pub fn observe(spec: &EntitySpec, mut record: Value, observed_at: Millis) -> Result<Observed, ConnectorError> {
-    avoid_column_collisions(&mut record);
     let modified = record_modified(&record, spec);
+    if spec.is_deleted(&record) {
+        if let Some(id) = record_id(&record, spec.id_field) {
+            return Ok(delete_at(id, modified.unwrap_or(observed_at)));
+        }
+    }
+    avoid_column_collisions(&mut record);
     let terminal = spec.terminal.is_some_and(|rule| rule.is_terminal(&record));
     let raw = record.to_string();
     let flat = flatten_record(record, NamingOptions::default())?;
@@ -710,7 +717,7 @@ async fn sync_entity(
         },
     };
     let page_size = source_config.page_size.unwrap_or(source_config.connector.max_page_size());
-    let mut names = if source_config.connector == ConnectorKind::Pipedrive {
+    let mut names = if spec.fields_path.is_some() {
         Some(cached_field_names(engine, state, run.source, spec).await?)
     } else {
         None
@@ -997,6 +1004,7 @@ pub fn rename_custom_fields(names: &FieldNames, record: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ConnectorKind;
 
     fn version(modified: Millis, deleted: bool) -> CurrentVersion {
         CurrentVersion {
@@ -1006,6 +1014,20 @@ mod tests {
             modified,
             hashes_at_modified: vec!["h".into()],
         }
+    }
+
+    #[test]
+    fn a_row_with_the_deleted_flag_is_observed_as_a_delete() {
+        let person = ConnectorKind::Pipedrive.entity("person").unwrap();
+        let deleted = serde_json::json!({"id": 7, "name": "Ann", "is_deleted": true, "update_time": "2024-03-01T10:00:00Z"});
+        let observed = observe(person, deleted, 5).unwrap();
+        assert_eq!(observed.observation.id, "7");
+        assert!(matches!(observed.observation.kind, ObservationKind::Delete));
+        assert_eq!(observed.observation.time, parse_timestamp("2024-03-01T10:00:00Z").unwrap());
+        let alive = serde_json::json!({"id": 7, "name": "Ann", "is_deleted": false});
+        let observed = observe(person, alive, 5).unwrap();
+        assert!(matches!(observed.observation.kind, ObservationKind::Upsert { .. }));
+        assert_eq!(observed.observation.time, 5);
     }
 
     #[test]
@@ -1113,7 +1135,7 @@ mod tests {
 
     #[test]
     fn observation_uses_modified_time_and_terminal_rule() {
-        let spec = crate::spec::HALOPSA[1];
+        let spec = crate::halopsa::spec::ENTITIES[1];
         let record = serde_json::json!({"id": 7, "status_id": 9, "last_update": "2026-01-01T00:00:01.0000000Z"});
         let observed = observe(&spec, record, 5).unwrap();
         assert_eq!(observed.observation.id, "7");

@@ -345,7 +345,7 @@ pub async fn apply_entity_events(
         decisions.push((event, decision));
     }
     let has_records = decisions.iter().any(|(_, decision)| matches!(decision, Decision::Upsert(_)));
-    let names = if connector == ConnectorKind::Pipedrive && spec.fields_path.is_some() && has_records {
+    let names = if spec.fields_path.is_some() && has_records {
         let mut names = cached_field_names(run.engine, run.state, run.source, spec).await?;
         let unknown = decisions.iter().any(|(_, decision)| match decision {
             Decision::Upsert(record) => !names.unknown_keys(record).is_empty(),

@@ -17,22 +17,26 @@ pub enum ConnectorKind {
 }
 
 impl ConnectorKind {
+    /// Every built-in connector.
+    pub const ALL: [ConnectorKind; 3] = [ConnectorKind::Pipedrive, ConnectorKind::ZohoDesk, ConnectorKind::Halopsa];
+
+    /// What the generic code needs to know of the connector; each lives in its own folder.
+    pub fn profile(self) -> &'static ConnectorProfile {
+        match self {
+            ConnectorKind::Pipedrive => &crate::pipedrive::PROFILE,
+            ConnectorKind::ZohoDesk => &crate::zoho_desk::PROFILE,
+            ConnectorKind::Halopsa => &crate::halopsa::PROFILE,
+        }
+    }
+
     /// The name used in config and logs.
     pub fn name(self) -> &'static str {
-        match self {
-            ConnectorKind::Pipedrive => "pipedrive",
-            ConnectorKind::ZohoDesk => "zoho_desk",
-            ConnectorKind::Halopsa => "halopsa",
-        }
+        self.profile().name
     }
 
     /// Every entity spec of the connector.
     pub fn specs(self) -> &'static [EntitySpec] {
-        match self {
-            ConnectorKind::Pipedrive => PIPEDRIVE,
-            ConnectorKind::ZohoDesk => ZOHO_DESK,
-            ConnectorKind::Halopsa => HALOPSA,
-        }
+        self.profile().entities
     }
 
     /// The spec of one entity.
@@ -52,52 +56,65 @@ impl ConnectorKind {
 
     /// Largest list page.
     pub fn max_page_size(self) -> usize {
-        match self {
-            ConnectorKind::Pipedrive => 500,
-            ConnectorKind::ZohoDesk => 100,
-            ConnectorKind::Halopsa => 100,
-        }
+        self.profile().max_page_size
     }
 
     /// A base URL to show in messages.
     pub fn example_base_url(self) -> &'static str {
-        match self {
-            ConnectorKind::Pipedrive => "https://COMPANY.pipedrive.com/api",
-            ConnectorKind::ZohoDesk => "https://desk.zoho.com/api/v1",
-            ConnectorKind::Halopsa => "https://TENANT.halopsa.com/api",
-        }
+        self.profile().example_base_url
     }
 
     /// The auth types accepted, for messages.
     pub fn auth_hint(self) -> &'static str {
-        match self {
-            ConnectorKind::Pipedrive => "\"api_token\" or \"oauth2_refresh\"",
-            ConnectorKind::ZohoDesk => "\"oauth2_refresh\"",
-            ConnectorKind::Halopsa => "\"client_credentials\"",
-        }
+        self.profile().auth_hint
     }
 
-    /// The API cost the vendor charges for a request (Pipedrive token costs: v2 list 10, v2
-    /// detail 1, v1 list 20, v1 detail 2; the others count calls).
+    /// The API cost the vendor charges for a request.
     pub fn request_cost(self, path: &str, is_detail: bool) -> u64 {
-        match self {
-            ConnectorKind::Pipedrive if path.starts_with("/v2/") => {
-                if is_detail {
-                    1
-                } else {
-                    10
-                }
-            }
-            ConnectorKind::Pipedrive => {
-                if is_detail {
-                    2
-                } else {
-                    20
-                }
-            }
-            _ => 1,
-        }
+        (self.profile().request_cost)(path, is_detail)
     }
+}
+
+/// One connector as the generic code sees it: its entities, limits, accepted settings, cost
+/// model and webhook parser. Each connector's folder declares one `PROFILE`; adding a connector
+/// is one folder plus one [`ConnectorKind`] variant.
+pub struct ConnectorProfile {
+    /// The name used in config and logs.
+    pub name: &'static str,
+    /// Every entity, in sync order.
+    pub entities: &'static [EntitySpec],
+    /// Largest list page.
+    pub max_page_size: usize,
+    /// A base URL to show in messages.
+    pub example_base_url: &'static str,
+    /// The auth types accepted, for messages.
+    pub auth_hint: &'static str,
+    /// True when the connector accepts this auth config.
+    pub accepts_auth: fn(&crate::config::AuthConfig) -> bool,
+    /// The scheme of the `Authorization` header carrying an OAuth access token (`Bearer`).
+    pub token_scheme: &'static str,
+    /// True when the source needs `org_id` (sent as the `orgId` header).
+    pub needs_org_id: bool,
+    /// A `verify = {...}` line to suggest in messages.
+    pub verify_hint: &'static str,
+    /// Why a webhook verification cannot work with this vendor, if it cannot.
+    pub refuses_verification: fn(&crate::webhook::WebhookVerification) -> Option<&'static str>,
+    /// The cost the vendor charges for a request: `(path, is_detail)`.
+    pub request_cost: fn(&str, bool) -> u64,
+    /// The payload format expected, for parse errors.
+    pub webhook_format: &'static str,
+    /// Parses a JSON webhook body into the collector; returns the delivery id if the payload has one.
+    pub parse_webhook: crate::webhook::ParseFn,
+}
+
+/// A cost model that counts calls.
+pub fn one_per_call(_path: &str, _is_detail: bool) -> u64 {
+    1
+}
+
+/// A connector that accepts every webhook verification.
+pub fn any_verification(_verification: &crate::webhook::WebhookVerification) -> Option<&'static str> {
+    None
 }
 
 /// How a list endpoint pages.
@@ -313,312 +330,6 @@ impl EntitySpec {
         })
     }
 }
-
-const PIPEDRIVE_DELETED: &[&str] = &["is_deleted"];
-const ZOHO_DELETED: &[&str] = &["isDeleted", "isTrashed"];
-const HALOPSA_DELETED: &[&str] = &["deleted"];
-
-const PD_ASC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "asc")];
-const PD_DESC: &[(&str, &str)] = &[("sort_by", "update_time"), ("sort_direction", "desc")];
-const PD_ID: &[(&str, &str)] = &[("sort_by", "id"), ("sort_direction", "asc")];
-
-const fn pipedrive_v2(
-    name: &'static str,
-    list_path: &'static str,
-    detail_path: &'static str,
-    since: bool,
-    fields_path: Option<&'static str>,
-) -> EntitySpec {
-    EntitySpec {
-        name,
-        list_path,
-        records_key: "data",
-        pagination: Pagination::Cursor,
-        since_filter: if since { Some(SinceFilter::UpdatedSince) } else { None },
-        sort_modified_ascending: PD_ASC,
-        sort_modified_descending: PD_DESC,
-        sort_id: PD_ID,
-        id_field: "id",
-        modified_field: Some("update_time"),
-        timestamp_fields: &["add_time"],
-        terminal: None,
-        detail_path,
-        list_is_partial: false,
-        fields_path,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: PIPEDRIVE_DELETED,
-        id_syntax: NUMERIC_IDS,
-    }
-}
-
-/// Pipedrive: v2 lists (complete records) for deals, organizations, persons, pipelines and
-/// stages; v1 for users (whole list, no since-filter).
-pub static PIPEDRIVE: &[EntitySpec] = &[
-    EntitySpec {
-        pagination: Pagination::Unpaged,
-        sort_modified_ascending: &[],
-        sort_modified_descending: &[],
-        sort_id: &[],
-        modified_field: Some("modified"),
-        timestamp_fields: &["created"],
-        ..pipedrive_v2("user", "/v1/users", "/v1/users/{id}", false, None)
-    },
-    pipedrive_v2("pipeline", "/v2/pipelines", "/v2/pipelines/{id}", false, None),
-    pipedrive_v2("stage", "/v2/stages", "/v2/stages/{id}", false, None),
-    pipedrive_v2(
-        "organization",
-        "/v2/organizations",
-        "/v2/organizations/{id}",
-        true,
-        Some("/v2/organizationFields"),
-    ),
-    pipedrive_v2("person", "/v2/persons", "/v2/persons/{id}", true, Some("/v2/personFields")),
-    EntitySpec {
-        // `status=deleted` lists deals deleted in the last 30 days, with `update_time` at the
-        // delete; persons and organizations have no such listing.
-        deleted_listing: Some(DeletedListing {
-            params: &[("status", "deleted")],
-        }),
-        ..pipedrive_v2("deal", "/v2/deals", "/v2/deals/{id}", true, Some("/v2/dealFields"))
-    },
-];
-
-const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
-const ZOHO_DESC: &[(&str, &str)] = &[("sortBy", "-modifiedTime")];
-const ZOHO_ID: &[(&str, &str)] = &[("sortBy", "id")];
-
-/// Zoho Desk. Threads and comments are sub-resources of tickets (`{parent}` in their paths):
-/// they are listed ticket by ticket, and an incremental run lists them only for the tickets the
-/// ticket since-filter returns. Their ids are unique across tickets, as upstream.
-pub static ZOHO_DESK: &[EntitySpec] = &[
-    EntitySpec {
-        name: "department",
-        list_path: "/departments",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: None,
-        sort_modified_ascending: &[],
-        sort_modified_descending: &[],
-        sort_id: ZOHO_ID,
-        id_field: "id",
-        modified_field: None,
-        timestamp_fields: &["createdTime"],
-        terminal: None,
-        detail_path: "/departments/{id}",
-        list_is_partial: false,
-        fields_path: None,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-    EntitySpec {
-        name: "agent",
-        list_path: "/agents",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: None,
-        sort_modified_ascending: &[],
-        sort_modified_descending: &[],
-        sort_id: ZOHO_ID,
-        id_field: "id",
-        modified_field: None,
-        timestamp_fields: &[],
-        terminal: None,
-        detail_path: "/agents/{id}",
-        list_is_partial: false,
-        fields_path: None,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-    EntitySpec {
-        name: "contact",
-        list_path: "/contacts",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: None,
-        sort_modified_ascending: ZOHO_ASC,
-        sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_ID,
-        id_field: "id",
-        modified_field: Some("modifiedTime"),
-        timestamp_fields: &["createdTime"],
-        terminal: None,
-        detail_path: "/contacts/{id}",
-        list_is_partial: false,
-        fields_path: None,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-    EntitySpec {
-        name: "ticket",
-        list_path: "/tickets",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: Some(SinceFilter::ModifiedTimeRange { path: "/tickets/search" }),
-        sort_modified_ascending: ZOHO_ASC,
-        sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_ID,
-        id_field: "id",
-        modified_field: Some("modifiedTime"),
-        timestamp_fields: &["createdTime", "dueDate", "closedTime"],
-        terminal: Some(TerminalRule {
-            field: "status",
-            values: &["Closed"],
-        }),
-        detail_path: "/tickets/{id}",
-        list_is_partial: false,
-        fields_path: None,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-    EntitySpec {
-        name: "thread",
-        list_path: "/tickets/{parent}/threads",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: None,
-        sort_modified_ascending: &[],
-        sort_modified_descending: &[],
-        sort_id: ZOHO_ID,
-        id_field: "id",
-        modified_field: Some("createdTime"),
-        timestamp_fields: &[],
-        terminal: None,
-        detail_path: "/tickets/{parent}/threads/{id}",
-        list_is_partial: true,
-        fields_path: None,
-        parent: Some("ticket"),
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-    EntitySpec {
-        name: "comment",
-        list_path: "/tickets/{parent}/comments",
-        records_key: "data",
-        pagination: Pagination::FromLimit,
-        since_filter: None,
-        sort_modified_ascending: &[],
-        sort_modified_descending: &[],
-        sort_id: &[],
-        id_field: "id",
-        modified_field: Some("modifiedTime"),
-        timestamp_fields: &["commentedTime"],
-        terminal: None,
-        detail_path: "/tickets/{parent}/comments/{id}",
-        list_is_partial: false,
-        fields_path: None,
-        parent: Some("ticket"),
-        deleted_listing: None,
-        deleted_flags: ZOHO_DELETED,
-        id_syntax: NUMERIC_IDS,
-    },
-];
-
-const HALO_ID: &[(&str, &str)] = &[("order", "id")];
-const HALO_ID_DESC: &[(&str, &str)] = &[("order", "id"), ("orderdesc", "true")];
-const HALO_TICKET_ASC: &[(&str, &str)] = &[("order", "last_update")];
-const HALO_TICKET_DESC: &[(&str, &str)] = &[("order", "last_update"), ("orderdesc", "true")];
-const HALO_INVOICE_DESC: &[(&str, &str)] = &[("order", "last_modified"), ("orderdesc", "true")];
-const HALO_QUOTE_DESC: &[(&str, &str)] = &[("order", "last_update_time"), ("orderdesc", "true")];
-
-const fn halo(
-    name: &'static str,
-    list_path: &'static str,
-    records_key: &'static str,
-    detail_path: &'static str,
-    modified_field: Option<&'static str>,
-    newest_first: &'static [(&'static str, &'static str)],
-    terminal: TerminalRule,
-) -> EntitySpec {
-    EntitySpec {
-        name,
-        list_path,
-        records_key,
-        pagination: Pagination::PageNumber,
-        since_filter: None,
-        sort_modified_ascending: HALO_ID,
-        sort_modified_descending: newest_first,
-        sort_id: HALO_ID,
-        id_field: "id",
-        modified_field,
-        timestamp_fields: &["datecreated", "dateoccurred", "dateclosed", "invoice_date", "duedate", "date"],
-        terminal: Some(terminal),
-        detail_path,
-        list_is_partial: false,
-        fields_path: None,
-        parent: None,
-        deleted_listing: None,
-        deleted_flags: HALOPSA_DELETED,
-        id_syntax: NUMERIC_IDS,
-    }
-}
-
-/// HaloPSA: tickets have the `datesearch` since-filter; invoices, quotations and clients get a
-/// capped pull of the newest records (clients carry no modified time).
-pub static HALOPSA: &[EntitySpec] = &[
-    halo(
-        "client",
-        "/Client",
-        "clients",
-        "/Client/{id}",
-        None,
-        HALO_ID_DESC,
-        TerminalRule {
-            field: "inactive",
-            values: &["true"],
-        },
-    ),
-    EntitySpec {
-        since_filter: Some(SinceFilter::DateSearch { field: "last_update" }),
-        sort_modified_ascending: HALO_TICKET_ASC,
-        ..halo(
-            "ticket",
-            "/Tickets",
-            "tickets",
-            "/Tickets/{id}",
-            Some("last_update"),
-            HALO_TICKET_DESC,
-            TerminalRule {
-                field: "status_id",
-                values: &["9"],
-            },
-        )
-    },
-    halo(
-        "invoice",
-        "/Invoice",
-        "invoices",
-        "/Invoice/{id}",
-        Some("last_modified"),
-        HALO_INVOICE_DESC,
-        TerminalRule {
-            field: "paymentstatus",
-            values: &["2"],
-        },
-    ),
-    halo(
-        "quotation",
-        "/Quotation",
-        "quotes",
-        "/Quotation/{id}",
-        Some("last_update_time"),
-        HALO_QUOTE_DESC,
-        TerminalRule {
-            field: "status",
-            values: &["3"],
-        },
-    ),
-];
-
 /// Whether the reconciler of this build drives an entity of a connector. Every described entity
 /// is reconciled, sub-resources (Zoho Desk threads and comments) included, as long as its parent
 /// is described with a since-filter.
@@ -656,7 +367,7 @@ mod tests {
         );
         assert_eq!(ConnectorKind::ZohoDesk.entity_list().len(), 6);
         assert_eq!(ConnectorKind::Halopsa.entity_list().len(), 4);
-        for connector in [ConnectorKind::Pipedrive, ConnectorKind::ZohoDesk, ConnectorKind::Halopsa] {
+        for connector in ConnectorKind::ALL {
             for spec in connector.specs() {
                 assert!(spec.detail_path.contains("{id}"), "{}", spec.name);
                 assert_eq!(spec.list_path.contains("{parent}"), spec.parent.is_some(), "{}", spec.name);
@@ -682,7 +393,7 @@ mod tests {
 
     #[test]
     fn terminal_rules_compare_as_text() {
-        let rule = HALOPSA[1].terminal.unwrap();
+        let rule = crate::halopsa::spec::ENTITIES[1].terminal.unwrap();
         assert!(rule.is_terminal(&serde_json::json!({"status_id": 9})));
         assert!(!rule.is_terminal(&serde_json::json!({"status_id": 2})));
     }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use syncline_core::{parse_timestamp, EventAction, Millis, WebhookEvent};
@@ -553,12 +553,7 @@ pub fn parse_webhook(
         events: Vec::new(),
         unknown_entities: Vec::new(),
     };
-    let delivery_id = match connector {
-        ConnectorKind::Pipedrive => parse_pipedrive(&value, &mut out)?,
-        ConnectorKind::ZohoDesk => parse_zoho_desk(&value, &mut out)?,
-        ConnectorKind::Halopsa => parse_halopsa(&value, &mut out)?,
-    }
-    .unwrap_or_else(fallback_delivery);
+    let delivery_id = (connector.profile().parse_webhook)(&value, &mut out)?.unwrap_or_else(fallback_delivery);
     let events = out
         .events
         .into_iter()
@@ -579,16 +574,21 @@ pub fn parse_webhook(
     })
 }
 
-struct Collector {
-    connector: ConnectorKind,
+/// A connector's webhook parser: reads a JSON body into the collector and returns the
+/// delivery id if the payload has one.
+pub type ParseFn = fn(&Value, &mut Collector) -> Result<Option<String>, ParseError>;
+
+/// What a connector's parser finds in one delivery.
+pub struct Collector {
+    pub(crate) connector: ConnectorKind,
     received_at: Millis,
     /// `(entity, id, action, event time, parent id)`.
     events: Vec<(String, String, EventAction, Millis, Option<String>)>,
-    unknown_entities: Vec<String>,
+    pub(crate) unknown_entities: Vec<String>,
 }
 
 impl Collector {
-    fn push(&mut self, entity: Option<&'static str>, vendor_name: &str, id: String, action: EventAction, time: Option<Millis>) {
+    pub(crate) fn push(&mut self, entity: Option<&'static str>, vendor_name: &str, id: String, action: EventAction, time: Option<Millis>) {
         match entity {
             Some(entity) => self
                 .events
@@ -598,32 +598,28 @@ impl Collector {
     }
 
     /// Names the parent record of the event pushed last (a sub-resource's).
-    fn set_parent_of_last(&mut self, parent: Option<String>) {
+    pub(crate) fn set_parent_of_last(&mut self, parent: Option<String>) {
         if let Some(last) = self.events.last_mut() {
             last.4 = parent;
         }
     }
 
-    fn missing(&self, field: impl Into<String>) -> ParseError {
+    pub(crate) fn missing(&self, field: impl Into<String>) -> ParseError {
         ParseError::MissingField {
             connector: self.connector.name(),
             field: field.into(),
-            expected: match self.connector {
-                ConnectorKind::Pipedrive => "v1 or v2 webhooks with a `meta` object",
-                ConnectorKind::ZohoDesk => "a JSON array of events with eventType and payload",
-                ConnectorKind::Halopsa => "a JSON object with entity, entity_id and action",
-            },
+            expected: self.connector.profile().webhook_format,
         }
     }
 
     /// The connector's entity of a name, if it syncs one.
-    fn entity(&self, name: &str) -> Option<&'static str> {
+    pub(crate) fn entity(&self, name: &str) -> Option<&'static str> {
         self.connector.entity(name).map(|spec| spec.name)
     }
 }
 
 /// An id as text: a non-empty string or an integer.
-fn id_text(value: &Value) -> Option<String> {
+pub(crate) fn id_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
         Value::Number(number) if number.is_u64() || number.is_i64() => Some(number.to_string()),
@@ -641,7 +637,7 @@ fn epoch_millis(value: i64) -> Millis {
 }
 
 /// A timestamp as a vendor writes it: text in a vendor format, digits, or a number.
-fn time_of(value: &Value) -> Option<Millis> {
+pub(crate) fn time_of(value: &Value) -> Option<Millis> {
     match value {
         Value::String(text) => {
             let text = text.trim();
@@ -655,211 +651,8 @@ fn time_of(value: &Value) -> Option<Millis> {
     }
 }
 
-fn object_field<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn object_field<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
     record.as_object().and_then(|map| map.get(key)).filter(|value| !value.is_null())
-}
-
-fn parse_pipedrive(body: &Value, out: &mut Collector) -> Result<Option<String>, ParseError> {
-    let meta = body.get("meta").and_then(Value::as_object).ok_or_else(|| out.missing("meta"))?;
-    let action = meta
-        .get("action")
-        .and_then(Value::as_str)
-        .ok_or_else(|| out.missing("meta.action"))?;
-    let is_v2 = meta.contains_key("entity")
-        || meta
-            .get("version")
-            .and_then(Value::as_str)
-            .is_some_and(|version| version.starts_with('2'));
-    if is_v2 {
-        parse_pipedrive_v2(body, meta, action, out)
-    } else {
-        parse_pipedrive_v1(body, meta, action, out)
-    }
-}
-
-fn parse_pipedrive_v2(body: &Value, meta: &Map<String, Value>, action: &str, out: &mut Collector) -> Result<Option<String>, ParseError> {
-    let vendor_entity = meta
-        .get("entity")
-        .and_then(Value::as_str)
-        .ok_or_else(|| out.missing("meta.entity"))?;
-    let data = body.get("data").unwrap_or(&Value::Null);
-    let previous = body.get("previous").unwrap_or(&Value::Null);
-    let id = meta
-        .get("entity_id")
-        .and_then(id_text)
-        .or_else(|| object_field(data, "id").and_then(id_text))
-        .or_else(|| object_field(previous, "id").and_then(id_text))
-        .ok_or_else(|| out.missing("meta.entity_id"))?;
-    let action = match action {
-        "delete" => EventAction::Delete,
-        // create, change (a user deactivation included) and anything newer: the re-fetch decides.
-        _ => EventAction::Upsert,
-    };
-    let time = meta
-        .get("timestamp")
-        .and_then(time_of)
-        .or_else(|| object_field(data, "update_time").and_then(time_of))
-        .or_else(|| object_field(previous, "update_time").and_then(time_of));
-    let entity = out.entity(vendor_entity);
-    out.push(entity, vendor_entity, id, action, time);
-    Ok(meta.get("id").and_then(id_text))
-}
-
-fn parse_pipedrive_v1(body: &Value, meta: &Map<String, Value>, action: &str, out: &mut Collector) -> Result<Option<String>, ParseError> {
-    let vendor_entity = meta
-        .get("object")
-        .and_then(Value::as_str)
-        .ok_or_else(|| out.missing("meta.object"))?;
-    let current = body.get("current").unwrap_or(&Value::Null);
-    let previous = body.get("previous").unwrap_or(&Value::Null);
-    let id = meta
-        .get("id")
-        .and_then(id_text)
-        .or_else(|| object_field(current, "id").and_then(id_text))
-        .or_else(|| object_field(previous, "id").and_then(id_text))
-        .ok_or_else(|| out.missing("meta.id"))?;
-    let time = meta
-        .get("timestamp_micro")
-        .and_then(time_of)
-        .or_else(|| meta.get("prepublish_timestamp").and_then(time_of))
-        .or_else(|| meta.get("timestamp").and_then(time_of))
-        .or_else(|| object_field(current, "update_time").and_then(time_of))
-        .or_else(|| object_field(previous, "update_time").and_then(time_of));
-    let entity = out.entity(vendor_entity);
-    match action {
-        "deleted" => out.push(entity, vendor_entity, id.clone(), EventAction::Delete, time),
-        "merged" => {
-            let survivor = object_field(current, "id").and_then(id_text).unwrap_or_else(|| id.clone());
-            let merged_away = object_field(current, "merge_what_id")
-                .or_else(|| meta.get("merge_what_id"))
-                .and_then(id_text)
-                .or_else(|| object_field(previous, "id").and_then(id_text))
-                .filter(|other| *other != survivor);
-            if let Some(merged_away) = merged_away {
-                out.push(entity, vendor_entity, merged_away, EventAction::Delete, time);
-            }
-            out.push(entity, vendor_entity, survivor, EventAction::Upsert, time);
-        }
-        _ => out.push(entity, vendor_entity, id.clone(), EventAction::Upsert, time),
-    }
-    // v1 has no delivery id; these meta fields stay the same across retries (only `retry`
-    // changes), so they identify the delivery.
-    let webhook_id = meta.get("webhook_id").and_then(id_text);
-    let stamp = meta
-        .get("timestamp_micro")
-        .and_then(id_text)
-        .or_else(|| meta.get("timestamp").and_then(id_text));
-    Ok(match (webhook_id, stamp) {
-        (Some(webhook_id), Some(stamp)) => Some(format!("pipedrive-v1:{webhook_id}:{action}.{vendor_entity}:{id}:{stamp}")),
-        _ => None,
-    })
-}
-
-fn zoho_entity(subject: &str) -> Option<&'static str> {
-    match subject.to_ascii_lowercase().as_str() {
-        "ticket" => Some("ticket"),
-        "contact" => Some("contact"),
-        "ticket_thread" | "thread" => Some("thread"),
-        "ticket_comment" | "comment" => Some("comment"),
-        "agent" => Some("agent"),
-        "department" => Some("department"),
-        _ => None,
-    }
-}
-
-fn parse_zoho_desk(body: &Value, out: &mut Collector) -> Result<Option<String>, ParseError> {
-    let events: Vec<&Value> = match body {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![body],
-        _ => return Err(out.missing("[0].eventType")),
-    };
-    for (index, event) in events.into_iter().enumerate() {
-        let event_type = event
-            .get("eventType")
-            .and_then(Value::as_str)
-            .ok_or_else(|| out.missing(format!("[{index}].eventType")))?;
-        let (subject, verb) = event_type.rsplit_once('_').unwrap_or((event_type, ""));
-        let Some(entity) = zoho_entity(subject).and_then(|name| out.entity(name)) else {
-            out.unknown_entities.push(subject.to_string());
-            continue;
-        };
-        let payload = event.get("payload").unwrap_or(&Value::Null);
-        let previous = event.get("prevState").unwrap_or(&Value::Null);
-        let id = object_field(payload, "id")
-            .and_then(id_text)
-            .or_else(|| object_field(previous, "id").and_then(id_text))
-            .ok_or_else(|| out.missing(format!("[{index}].payload.id")))?;
-        let action = if verb.eq_ignore_ascii_case("delete") {
-            EventAction::Delete
-        } else {
-            EventAction::Upsert
-        };
-        let time = event
-            .get("eventTime")
-            .and_then(time_of)
-            .or_else(|| object_field(payload, "modifiedTime").and_then(time_of));
-        out.push(Some(entity), subject, id, action, time);
-        if matches!(entity, "thread" | "comment") {
-            // Threads and comments are re-fetched under their ticket.
-            let parent = object_field(payload, "ticketId")
-                .and_then(id_text)
-                .or_else(|| object_field(previous, "ticketId").and_then(id_text));
-            out.set_parent_of_last(parent);
-        }
-    }
-    Ok(None)
-}
-
-fn halopsa_entity(name: &str) -> Option<&'static str> {
-    match name.to_ascii_lowercase().replace([' ', '_'], "").as_str() {
-        "ticket" | "tickets" | "fault" | "faults" => Some("ticket"),
-        "client" | "clients" | "area" => Some("client"),
-        "invoice" | "invoices" | "invoiceheader" => Some("invoice"),
-        "quotation" | "quotations" | "quote" | "quotes" | "quotationheader" => Some("quotation"),
-        _ => None,
-    }
-}
-
-fn parse_halopsa(body: &Value, out: &mut Collector) -> Result<Option<String>, ParseError> {
-    let map = body.as_object().ok_or_else(|| out.missing("entity"))?;
-    let label = map.get("event").and_then(Value::as_str);
-    let vendor_entity = map
-        .get("entity")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| label.and_then(|label| label.split_whitespace().next()).map(str::to_string))
-        .ok_or_else(|| out.missing("entity"))?;
-    let delivery_id = map.get("id").and_then(Value::as_str).map(str::to_string);
-    let Some(entity) = halopsa_entity(&vendor_entity).and_then(|name| out.entity(name)) else {
-        out.unknown_entities.push(vendor_entity);
-        return Ok(delivery_id);
-    };
-    let record = map.get(vendor_entity.as_str()).or_else(|| map.get(entity)).unwrap_or(&Value::Null);
-    let id = map
-        .get("entity_id")
-        .and_then(id_text)
-        .or_else(|| object_field(record, "id").and_then(id_text))
-        .ok_or_else(|| out.missing("entity_id"))?;
-    let action_text = map
-        .get("action")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase)
-        .or_else(|| label.and_then(|label| label.split_whitespace().last()).map(str::to_ascii_lowercase))
-        .unwrap_or_default();
-    let action = if action_text.starts_with("delete") {
-        EventAction::Delete
-    } else {
-        EventAction::Upsert
-    };
-    let modified = out
-        .connector
-        .entity(entity)
-        .and_then(|spec| spec.modified_field)
-        .and_then(|field| object_field(record, field))
-        .and_then(time_of);
-    let time = map.get("timestamp").and_then(time_of).or(modified);
-    out.push(Some(entity), &vendor_entity, id, action, time);
-    Ok(delivery_id)
 }
 
 #[cfg(test)]

@@ -1,0 +1,24 @@
+//! Zoho Desk: its entities ([`spec`]) and webhooks ([`webhook`]).
+
+pub mod spec;
+pub mod webhook;
+
+use crate::config::AuthConfig;
+use crate::spec::{any_verification, one_per_call, ConnectorProfile};
+
+/// Zoho Desk as the generic code sees it.
+pub static PROFILE: ConnectorProfile = ConnectorProfile {
+    name: "zoho_desk",
+    entities: spec::ENTITIES,
+    max_page_size: 100,
+    example_base_url: "https://desk.zoho.com/api/v1",
+    auth_hint: "\"oauth2_refresh\"",
+    accepts_auth: |auth| matches!(auth, AuthConfig::Oauth2Refresh { .. }),
+    token_scheme: "Zoho-oauthtoken",
+    needs_org_id: true,
+    verify_hint: "verify = { type = \"hmac\", secret = \"${ZOHO_DESK_WEBHOOK_SECRET}\" }",
+    refuses_verification: any_verification,
+    request_cost: one_per_call,
+    webhook_format: "a JSON array of events with eventType and payload",
+    parse_webhook: webhook::parse,
+};

@@ -1,0 +1,61 @@
+//! Zoho Desk webhooks: an array of events.
+
+use serde_json::Value;
+use syncline_core::EventAction;
+
+use crate::webhook::{id_text, object_field, time_of, Collector, ParseError};
+
+fn zoho_entity(subject: &str) -> Option<&'static str> {
+    match subject.to_ascii_lowercase().as_str() {
+        "ticket" => Some("ticket"),
+        "contact" => Some("contact"),
+        "ticket_thread" | "thread" => Some("thread"),
+        "ticket_comment" | "comment" => Some("comment"),
+        "agent" => Some("agent"),
+        "department" => Some("department"),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse(body: &Value, out: &mut Collector) -> Result<Option<String>, ParseError> {
+    let events: Vec<&Value> = match body {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![body],
+        _ => return Err(out.missing("[0].eventType")),
+    };
+    for (index, event) in events.into_iter().enumerate() {
+        let event_type = event
+            .get("eventType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| out.missing(format!("[{index}].eventType")))?;
+        let (subject, verb) = event_type.rsplit_once('_').unwrap_or((event_type, ""));
+        let Some(entity) = zoho_entity(subject).and_then(|name| out.entity(name)) else {
+            out.unknown_entities.push(subject.to_string());
+            continue;
+        };
+        let payload = event.get("payload").unwrap_or(&Value::Null);
+        let previous = event.get("prevState").unwrap_or(&Value::Null);
+        let id = object_field(payload, "id")
+            .and_then(id_text)
+            .or_else(|| object_field(previous, "id").and_then(id_text))
+            .ok_or_else(|| out.missing(format!("[{index}].payload.id")))?;
+        let action = if verb.eq_ignore_ascii_case("delete") {
+            EventAction::Delete
+        } else {
+            EventAction::Upsert
+        };
+        let time = event
+            .get("eventTime")
+            .and_then(time_of)
+            .or_else(|| object_field(payload, "modifiedTime").and_then(time_of));
+        out.push(Some(entity), subject, id, action, time);
+        if matches!(entity, "thread" | "comment") {
+            // Threads and comments are re-fetched under their ticket.
+            let parent = object_field(payload, "ticketId")
+                .and_then(id_text)
+                .or_else(|| object_field(previous, "ticketId").and_then(id_text));
+            out.set_parent_of_last(parent);
+        }
+    }
+    Ok(None)
+}
