@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use syncline_connectors::refetch::{apply_entity_events, clamp_event_time, coalesce, EventRun};
 use syncline_state::InboxEntry;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::sources::{now_ms, unix_seconds, Sources};
@@ -33,10 +33,11 @@ use crate::sources::{now_ms, unix_seconds, Sources};
 /// How often applied events past `keep_done` are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Batches a lane holds besides the one it applies; more are put back for a moment.
-const LANE_QUEUE: usize = 1;
+/// Claimed events a lane holds, in batches of `batch_size`, besides the batch it applies; more
+/// are put back in the inbox for a moment.
+const LANE_PENDING_BATCHES: usize = 4;
 
-/// How long events of a lane that is still busy wait before they are claimed again.
+/// How long events put back because their lane holds enough wait before they are claimed again.
 const BUSY_LANE_DELAY_MS: i64 = 250;
 
 /// Called by a lane before it applies a batch: `(source, events)`. Fault-injection tests panic
@@ -195,14 +196,50 @@ async fn release_leases(sources: &Sources) {
     }
 }
 
-/// One source's lane: a queue of claimed batches and the task applying them.
+/// One source's lane: the events claimed for it and not yet applied, and the task applying
+/// them. While the lane applies a batch, newly claimed events gather here (they stay leased), so
+/// the next batch takes all of them at once the moment the current one is done: no event waits
+/// for a poll because its lane was busy.
+#[derive(Default)]
 struct Lane {
-    queue: mpsc::Sender<Vec<InboxEntry>>,
+    pending: std::sync::Mutex<Vec<InboxEntry>>,
+    ready: Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Lane {
+    /// Adds claimed events; returns those beyond what the lane holds (`limit`).
+    fn offer(&self, mut entries: Vec<InboxEntry>, limit: usize) -> Vec<InboxEntry> {
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let room = limit.saturating_sub(pending.len());
+        let overflow = if entries.len() > room {
+            entries.split_off(room)
+        } else {
+            Vec::new()
+        };
+        pending.extend(entries);
+        drop(pending);
+        self.ready.notify_one();
+        overflow
+    }
+
+    /// Takes up to `most` events, oldest first.
+    fn take(&self, most: usize) -> Vec<InboxEntry> {
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cut = most.min(pending.len());
+        let rest = pending.split_off(cut);
+        std::mem::replace(&mut *pending, rest)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.notify_one();
+    }
 }
 
 async fn claim_loop(sources: Arc<Sources>, options: WorkerOptions, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     let mut next_prune = tokio::time::Instant::now();
-    let mut lanes: HashMap<String, Lane> = HashMap::new();
+    let mut lanes: HashMap<String, Arc<Lane>> = HashMap::new();
     // Aborted with the claim loop if it panics; drained on shutdown.
     let mut lane_tasks: JoinSet<()> = JoinSet::new();
     let idle = Arc::new(Notify::new());
@@ -265,23 +302,21 @@ async fn claim_loop(sources: Arc<Sources>, options: WorkerOptions, wake: Arc<Not
                 continue;
             }
             let lane = lanes.entry(source.clone()).or_insert_with(|| {
-                let (queue, batches) = mpsc::channel(LANE_QUEUE);
+                let lane = Arc::new(Lane::default());
                 lane_tasks.spawn(run_lane(
                     Arc::clone(&sources),
                     options.clone(),
                     source.clone(),
-                    batches,
+                    Arc::clone(&lane),
                     Arc::clone(&idle),
                     Arc::clone(&busy_lanes),
                 ));
-                Lane { queue }
+                lane
             });
-            if let Err(error) = lane.queue.try_send(entries) {
-                let entries = match error {
-                    mpsc::error::TrySendError::Full(entries) | mpsc::error::TrySendError::Closed(entries) => entries,
-                };
-                // The lane is still applying: these come back in a moment, no attempt counted.
-                let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
+            let overflow = lane.offer(entries, options.batch_size.max(1) * LANE_PENDING_BATCHES);
+            if !overflow.is_empty() {
+                // The lane holds enough: these come back in a moment, no attempt counted.
+                let seqs: Vec<i64> = overflow.iter().map(|entry| entry.seq).collect();
                 defer(&sources, &seqs, "the source's lane was busy", now_ms() + BUSY_LANE_DELAY_MS).await;
             }
         }
@@ -290,9 +325,16 @@ async fn claim_loop(sources: Arc<Sources>, options: WorkerOptions, wake: Arc<Not
             tokio::time::sleep(options.linger).await;
         }
     }
-    // Shutdown: the lanes finish the batch in flight and stop.
-    drop(lanes);
+    // Shutdown: the lanes finish the batch in flight and stop; what they still hold goes back
+    // to the inbox, claimable at once.
+    for lane in lanes.values() {
+        lane.close();
+    }
     while lane_tasks.join_next().await.is_some() {}
+    for lane in lanes.values() {
+        let seqs: Vec<i64> = lane.take(usize::MAX).iter().map(|entry| entry.seq).collect();
+        defer(&sources, &seqs, "the worker stopped before applying this event", now_ms()).await;
+    }
 }
 
 async fn wait(wake: &Notify, shutdown: &mut watch::Receiver<bool>, interval: Duration) {
@@ -310,13 +352,23 @@ async fn run_lane(
     sources: Arc<Sources>,
     options: WorkerOptions,
     source: String,
-    mut batches: mpsc::Receiver<Vec<InboxEntry>>,
+    lane: Arc<Lane>,
     idle: Arc<Notify>,
     busy: Arc<AtomicUsize>,
 ) {
     let mut backoff = Backoff::new(options.transient_backoff, options.max_transient_backoff);
-    while let Some(entries) = batches.recv().await {
+    loop {
+        if lane.closed.load(Ordering::SeqCst) {
+            break;
+        }
+        // Counted busy before taking, so the claim loop never sees the lane idle with events taken.
         busy.fetch_add(1, Ordering::SeqCst);
+        let entries = lane.take(options.batch_size.max(1));
+        if entries.is_empty() {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            lane.ready.notified().await;
+            continue;
+        }
         let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
         let task = tokio::spawn({
             let sources = Arc::clone(&sources);
@@ -558,6 +610,39 @@ async fn defer(sources: &Sources, seqs: &[i64], error: &str, due_at: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(seq: i64) -> InboxEntry {
+        InboxEntry {
+            seq,
+            event: syncline_core::WebhookEvent {
+                source: "s".into(),
+                entity: "deal".into(),
+                id: seq.to_string(),
+                action: syncline_core::EventAction::Upsert,
+                event_time: 0,
+                delivery_id: format!("d{seq}"),
+                parent_id: None,
+            },
+            received_at: 0,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    fn seqs(entries: &[InboxEntry]) -> Vec<i64> {
+        entries.iter().map(|entry| entry.seq).collect()
+    }
+
+    #[test]
+    fn a_busy_lane_gathers_claims_up_to_its_limit_and_hands_them_over_oldest_first() {
+        let lane = Lane::default();
+        assert!(lane.offer((1..=3).map(entry).collect(), 5).is_empty());
+        let overflow = lane.offer((4..=7).map(entry).collect(), 5);
+        assert_eq!(seqs(&overflow), [6, 7], "beyond the limit goes back to the inbox");
+        assert_eq!(seqs(&lane.take(2)), [1, 2]);
+        assert_eq!(seqs(&lane.take(10)), [3, 4, 5]);
+        assert!(lane.take(10).is_empty());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_resets() {
