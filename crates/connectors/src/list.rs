@@ -2,8 +2,11 @@
 
 use serde_json::Value;
 
+use syncline_core::Millis;
+
 use crate::http::HttpEngine;
-use crate::spec::{EntitySpec, Pagination};
+use crate::reconcile::{format_since, record_modified};
+use crate::spec::{EntitySpec, Pagination, SinceFilter};
 use crate::ConnectorError;
 
 /// One list request: path, fixed parameters, page size and an optional cap on records.
@@ -17,6 +20,40 @@ pub struct ListRequest {
     pub page_size: usize,
     /// Stop after this many records.
     pub cap: Option<usize>,
+    /// A search whose offset stops at a cap, listed window by window.
+    pub window: Option<SearchWindow>,
+}
+
+/// A time-range search whose offset stops at `max_offset` (Zoho Desk `/tickets/search`:
+/// `from` 0 to 4999). Sorted oldest first, so when the next page would start past the cap the
+/// listing goes on in a new window, `param = <modified time of the last record>,<end>`, from
+/// offset 0: records at that boundary time are listed twice (the writer changes nothing for an
+/// unchanged record), none is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchWindow {
+    /// The range parameter (`modifiedTimeRange`).
+    pub param: &'static str,
+    /// The range's end, as sent.
+    pub end: String,
+    /// The largest offset the endpoint accepts.
+    pub max_offset: usize,
+    /// How times are written.
+    pub filter: SinceFilter,
+}
+
+/// Where a capped search goes on, or why it cannot: more than a window of records share one
+/// modified time.
+fn next_window(window: &SearchWindow, last_time: Option<Millis>, window_start: Option<Millis>) -> Result<(Millis, String), ConnectorError> {
+    match last_time {
+        Some(last) if window_start.is_none_or(|start| last > start) => {
+            Ok((last, format!("{},{}", format_since(window.filter, last), window.end)))
+        }
+        _ => Err(ConnectorError::Http(format!(
+            "more than {} records share one modified time in a {} search; the listing cannot be split further, so run a full reconcile",
+            window.max_offset + 1,
+            window.param
+        ))),
+    }
 }
 
 fn records_of(body: &Value, key: &str) -> Vec<Value> {
@@ -126,12 +163,20 @@ pub struct Pager<'a> {
     missing_is_empty: bool,
     position: Option<PagePosition>,
     listed: usize,
+    window: Option<SearchWindow>,
+    /// The start of the current window, once the listing moved past the first one.
+    window_start: Option<Millis>,
+    /// The newest modified time listed so far (searches are sorted oldest first).
+    last_time: Option<Millis>,
 }
 
 impl<'a> Pager<'a> {
     /// A pager over one list request.
     pub fn new(spec: &'a EntitySpec, request: &ListRequest) -> Self {
-        Self::over(spec, &request.path, &request.params, request.page_size, request.cap, false)
+        Self {
+            window: request.window.clone(),
+            ..Self::over(spec, &request.path, &request.params, request.page_size, request.cap, false)
+        }
     }
 
     /// With `missing_is_empty`, a 404 reads as an empty list.
@@ -152,6 +197,9 @@ impl<'a> Pager<'a> {
             missing_is_empty,
             position: Some(PagePosition::first(spec.pagination)),
             listed: 0,
+            window: None,
+            window_start: None,
+            last_time: None,
         }
     }
 
@@ -160,7 +208,8 @@ impl<'a> Pager<'a> {
         self.listed
     }
 
-    /// The next page, `None` after the last one.
+    /// The next page, `None` after the last one. A capped search ([`SearchWindow`]) moves to
+    /// its next window where the offset would pass the cap.
     pub async fn next_page(&mut self, engine: &HttpEngine) -> Result<Option<Vec<Value>>, ConnectorError> {
         let Some(position) = self.position.take() else {
             return Ok(None);
@@ -179,7 +228,24 @@ impl<'a> Pager<'a> {
         if self.cap.is_some_and(|cap| self.listed >= cap) {
             return Ok(Some(page));
         }
+        self.last_time = page
+            .iter()
+            .filter_map(|record| record_modified(record, self.spec))
+            .chain(self.last_time)
+            .max();
         self.position = position.next(self.spec.pagination, &body, count, self.page_size, self.listed);
+        if let (Some(window), Some(PagePosition::Offset(offset))) = (&self.window, &self.position) {
+            if *offset > window.max_offset {
+                let (start, range) = next_window(window, self.last_time, self.window_start)?;
+                for (name, value) in &mut self.params {
+                    if name == window.param {
+                        *value = range.clone();
+                    }
+                }
+                self.window_start = Some(start);
+                self.position = Some(PagePosition::Offset(0));
+            }
+        }
         Ok(Some(page))
     }
 }

@@ -26,7 +26,7 @@ use syncline_state::StateStore;
 
 use crate::config::{InitialSync, SourceConfig, SynclineConfig};
 use crate::http::{CallStats, HttpEngine};
-use crate::list::{list_children, list_records, ListRequest, Pager};
+use crate::list::{list_children, list_records, ListRequest, Pager, SearchWindow};
 use crate::locks::WriteLocks;
 use crate::pipedrive::{cached_field_names, refresh_field_names, FieldNames};
 use crate::refetch::{write_under_lock, BatchTarget, BatchWritten};
@@ -912,20 +912,21 @@ fn list_request(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
+            let mut window = None;
             let path = match filter {
                 SinceFilter::UpdatedSince => {
                     params.push(("updated_since".into(), format_since(filter, since)));
                     spec.list_path.to_string()
                 }
-                SinceFilter::ModifiedTimeRange { path } => {
-                    params.push((
-                        "modifiedTimeRange".into(),
-                        format!(
-                            "{},{}",
-                            format_since(filter, since),
-                            format_since(filter, wall_clock_ms() + 86_400_000)
-                        ),
-                    ));
+                SinceFilter::ModifiedTimeRange { path, max_offset } => {
+                    let end = format_since(filter, wall_clock_ms() + 86_400_000);
+                    params.push(("modifiedTimeRange".into(), format!("{},{end}", format_since(filter, since))));
+                    window = Some(SearchWindow {
+                        param: "modifiedTimeRange",
+                        end,
+                        max_offset,
+                        filter,
+                    });
                     path.to_string()
                 }
                 SinceFilter::DateSearch { field } => {
@@ -940,6 +941,7 @@ fn list_request(
                     params,
                     page_size,
                     cap: None,
+                    window,
                 },
                 "incremental",
             )
@@ -954,6 +956,7 @@ fn list_request(
                     .collect(),
                 page_size: page_size.min(source_config.capped_limit.max(1)),
                 cap: Some(source_config.capped_limit),
+                window: None,
             },
             "capped",
         ),
@@ -963,6 +966,7 @@ fn list_request(
                 params: spec.sort_id.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 page_size,
                 cap: None,
+                window: None,
             },
             "full",
         ),
@@ -991,6 +995,7 @@ async fn upstream_now(engine: &HttpEngine, spec: &EntitySpec) -> Result<Option<M
             .collect(),
         page_size: 1,
         cap: Some(1),
+        window: None,
     };
     let records = list_records(engine, spec, &request, |_| {}).await?;
     Ok(records.iter().filter_map(|record| record_modified(record, spec)).max())
@@ -1091,6 +1096,7 @@ mod tests {
             ],
             page_size: 500,
             cap: None,
+            window: None,
         };
         let deleted = deleted_list_request(deal, &incremental).unwrap();
         assert_eq!(deleted.path, "/v2/deals");

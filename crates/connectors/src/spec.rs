@@ -141,6 +141,10 @@ pub enum SinceFilter {
     ModifiedTimeRange {
         /// The search endpoint.
         path: &'static str,
+        /// The largest record offset (`from`) the endpoint pages to (Zoho Desk: 4999). A window
+        /// with more matches goes on in a new window starting at the modified time of the last
+        /// record listed (the search is sorted oldest first), so none is lost.
+        max_offset: usize,
     },
     /// HaloPSA `datesearch=<field>&startdate=<from>&enddate=<to>`.
     DateSearch {

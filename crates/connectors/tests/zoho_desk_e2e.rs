@@ -145,3 +145,61 @@ async fn zoho_faults_do_not_change_the_result() {
     // while those pages were read arrive with the next run.
     harness.assert_matches_truth_but_created_since(Some(full_started)).await;
 }
+
+/// Zoho's search pages only reach `from` 4999: an incremental window with 6,000 changed
+/// tickets goes on in a second window instead of stopping at 5,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_search_window_of_6000_changed_tickets_is_split_without_loss() {
+    let mut config = quiet_config(Connector::ZohoDesk, 23);
+    config.change_mix = zoho_no_deletes();
+    config.initial_records = [(Entity::Ticket, 6_000), (Entity::Contact, 5)].into();
+    config.request_log_limit = 500;
+    let harness = harness(config, AuthKind::OAuth, "entities = [\"ticket\"]").await;
+    harness.run(SyncMode::Incremental).await;
+    harness.simulator.advance_clock(Duration::from_secs(60));
+    let ids: Vec<u64> = harness
+        .simulator
+        .truth(Entity::Ticket)
+        .unwrap()
+        .iter()
+        .map(|ticket| ticket["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6_000);
+    for id in &ids {
+        harness
+            .simulator
+            .apply_change(&syncline_simulator::ChangeRequest::Update {
+                entity: Entity::Ticket,
+                id: *id,
+            })
+            .unwrap();
+        harness.simulator.advance_clock(Duration::from_millis(3));
+    }
+    let reports = harness.run(SyncMode::Incremental).await;
+    let ticket = &by_entity(&reports)["ticket"];
+    assert_eq!(ticket.method, "incremental");
+    assert_eq!(ticket.new_versions, 6_000, "{reports:?}");
+    harness.assert_matches_truth().await;
+    let searches: Vec<_> = harness
+        .simulator
+        .request_log()
+        .requests
+        .into_iter()
+        .filter(|request| request.path.ends_with("/tickets/search"))
+        .collect();
+    assert!(
+        searches.iter().all(|request| request.status < 300),
+        "no page past the cap was asked for"
+    );
+    let windows: std::collections::HashSet<String> = searches
+        .iter()
+        .flat_map(|request| {
+            request
+                .query
+                .iter()
+                .filter(|(name, _)| name == "modifiedTimeRange")
+                .map(|(_, value)| value.clone())
+        })
+        .collect();
+    assert!(windows.len() >= 2, "the listing moved to a second window: {windows:?}");
+}

@@ -141,6 +141,7 @@ pub async fn refresh_field_names(
         params: Vec::new(),
         page_size: 500,
         cap: None,
+        window: None,
     };
     let definitions = list_records(engine, &fields_spec, &request, |_| {}).await?;
     let names = FieldNames::from_definitions(&definitions);

@@ -83,7 +83,10 @@ pub static ENTITIES: &[EntitySpec] = &[
         list_path: "/tickets",
         records_key: "data",
         pagination: Pagination::FromLimit,
-        since_filter: Some(SinceFilter::ModifiedTimeRange { path: "/tickets/search" }),
+        since_filter: Some(SinceFilter::ModifiedTimeRange {
+            path: "/tickets/search",
+            max_offset: 4_999,
+        }),
         sort_modified_ascending: ZOHO_ASC,
         sort_modified_descending: ZOHO_DESC,
         sort_id: ZOHO_ID,

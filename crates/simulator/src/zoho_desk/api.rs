@@ -83,6 +83,9 @@ fn detail_route(entity: Entity) -> MethodRouter<AppState> {
     )
 }
 
+/// The largest `from` Zoho Desk's search endpoints accept (0 to 4999).
+pub const SEARCH_MAX_FROM: usize = 4_999;
+
 fn paging(params: &Params, default_limit: usize, max_limit: usize) -> Result<(usize, usize), VendorError> {
     let from = params.usize("from").map_err(VendorError::BadRequest)?.unwrap_or(0);
     let limit = params.usize("limit").map_err(VendorError::BadRequest)?.unwrap_or(default_limit);
@@ -265,13 +268,19 @@ fn range_param(params: &Params, name: &str) -> Result<Option<(i64, i64)>, Vendor
 
 /// `/tickets/search`: `modifiedTimeRange` / `createdTimeRange` (both ends inclusive), `sortBy`
 /// `modifiedTime`/`createdTime`/`relevance` (`-` for descending), `from`/`limit` (max 100),
-/// `{"data": [...], "count": N}`.
+/// `{"data": [...], "count": N}`. As upstream, `from` only reaches [`SEARCH_MAX_FROM`]: the
+/// matches past it cannot be paged to, so a client must narrow the time range.
 async fn search_tickets(State(shared): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
     let params = Params(query);
     let (from, limit) = match paging(&params, 10, 100) {
         Ok(paging) => paging,
         Err(response) => return error(response),
     };
+    if from > SEARCH_MAX_FROM {
+        return error(VendorError::BadRequest(format!(
+            "The value of from must be between 0 and {SEARCH_MAX_FROM}."
+        )));
+    }
     let (field, direction) = match sort_param(&params, &["modifiedTime", "createdTime", "relevance"], "relevance") {
         Ok(sort) => sort,
         Err(response) => return error(response),
