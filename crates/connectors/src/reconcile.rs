@@ -84,6 +84,10 @@ pub struct EntityReport {
     pub confirmations: usize,
     /// Of those, ids the API still returned (rows shifted between offset pages): kept.
     pub kept_after_confirmation: usize,
+    /// Records left out on their own (an invalid id, a detail the API refused or answered for
+    /// another id, a record that cannot become a row); each is logged, and the next run
+    /// tries it again.
+    pub skipped: usize,
     /// True when a budgeted child listing stopped early; the next full run resumes it.
     pub resumable: bool,
     /// API calls and cost.
@@ -522,15 +526,13 @@ impl EntityRun<'_, '_> {
         let mut observed: Vec<Observed> = Vec::with_capacity(selected.len());
         for (id, _, record) in selected {
             let mut record = if spec.list_is_partial {
-                let mut path = spec.detail_path.replace("{id}", &id);
-                if let Some(parent) = self.parent {
-                    let parent_id = record_id(&record, &parent_id_field(parent)).unwrap_or_default();
-                    path = path.replace("{parent}", &parent_id);
-                }
-                report.fetched += 1;
-                match self.engine.get(&path, &[], true).await? {
-                    Some(body) => body.get("data").cloned().unwrap_or(body),
-                    // Gone between list and detail: the full reconcile confirms and closes it.
+                // A list row is not the whole record: write what the detail GET returns, so the
+                // reconciler and the webhook worker write the same shape.
+                let parent_id = self.parent.and_then(|parent| record_id(&record, &parent_id_field(parent)));
+                match self.fetch_detail(&id, parent_id.as_deref(), report).await? {
+                    Some(detail) => detail,
+                    // Gone between list and detail (the full reconcile confirms and closes it),
+                    // or left out on its own.
                     None => continue,
                 }
             } else {
@@ -546,9 +548,51 @@ impl EntityRun<'_, '_> {
             if let Some(names) = names.as_ref() {
                 rename_custom_fields(names, &mut record);
             }
-            observed.push(observe(spec, record, observed_at)?);
+            match observe(spec, record, observed_at) {
+                Ok(one) => observed.push(one),
+                Err(error) => {
+                    report.skipped += 1;
+                    tracing::warn!(entity = spec.name, %id, %error, "record left out of this run; the next run tries it again");
+                }
+            }
         }
         self.write(observed, observed_at, report).await
+    }
+
+    /// The detail record behind a partial list row; `None` when it is gone or must be left out
+    /// on its own (an invalid id, a refused request, an answer for another id). Transient
+    /// trouble fails the run, which the next one retries.
+    async fn fetch_detail(&self, id: &str, parent_id: Option<&str>, report: &mut EntityReport) -> Result<Option<Value>, ConnectorError> {
+        let spec = self.spec;
+        let left_out = |report: &mut EntityReport, why: &dyn std::fmt::Display| {
+            report.skipped += 1;
+            tracing::warn!(entity = spec.name, %why, "record left out of this run; the next run tries it again");
+        };
+        let path = match spec.detail_path_for(id, parent_id) {
+            Ok(path) => path,
+            Err(error) => {
+                left_out(report, &error);
+                return Ok(None);
+            }
+        };
+        report.fetched += 1;
+        match self.engine.get(&path, &[], true).await {
+            Ok(Some(body)) => {
+                let detail = body.get("data").cloned().unwrap_or(body);
+                if spec.is_record(&detail, id) {
+                    Ok(Some(detail))
+                } else {
+                    left_out(report, &format_args!("the detail of {id} answered another record"));
+                    Ok(None)
+                }
+            }
+            Ok(None) => Ok(None),
+            Err(error) if !error.is_transient() && !matches!(error, ConnectorError::Auth(_)) => {
+                left_out(report, &error);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The end of a full listing: the ids the index holds as active but the listing did not

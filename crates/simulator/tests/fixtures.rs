@@ -390,6 +390,22 @@ async fn zoho_desk_fixtures_have_simulated_counterparts() {
     for index in 0..3 {
         assert_record_covers("zoho ticket", &expected["data"][index], &list["data"][index]);
     }
+    // Both directions: a list row carries no field the vendor's list rows lack (no
+    // `modifiedTime`, `description`, `cf`), so only the detail GET gives the record.
+    let vendor_keys: std::collections::HashSet<&String> = expected["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_object().unwrap().keys())
+        .collect();
+    for index in 0..3 {
+        let row = list["data"][index].as_object().unwrap();
+        let extra: Vec<&String> = row.keys().filter(|key| !vendor_keys.contains(key)).collect();
+        assert!(extra.is_empty(), "zoho ticket list row adds {extra:?}");
+    }
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    let detail = get_zoho(&simulator, &format!("/api/v1/tickets/{id}")).await;
+    assert!(detail["modifiedTime"].is_string() && detail.get("cf").is_some(), "{detail}");
     assert_record_covers("zoho contact", &expected["data"][0]["contact"], &list["data"][0]["contact"]);
     assert_record_covers("zoho assignee", &expected["data"][0]["assignee"], &list["data"][0]["assignee"]);
 

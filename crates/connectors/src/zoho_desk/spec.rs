@@ -98,7 +98,9 @@ pub static ENTITIES: &[EntitySpec] = &[
             values: &["Closed"],
         }),
         detail_path: "/tickets/{id}",
-        list_is_partial: false,
+        // `GET /tickets` and search rows are partial (no `description`, no `cf`; list rows
+        // no `modifiedTime`): each new or changed ticket is fetched by id.
+        list_is_partial: true,
         fields_path: None,
         parent: None,
         deleted_listing: None,

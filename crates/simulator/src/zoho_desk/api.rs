@@ -83,6 +83,53 @@ fn detail_route(entity: Entity) -> MethodRouter<AppState> {
     )
 }
 
+/// The fields of a `GET /tickets` row, as the vendor's list fixture shows them (the `include`
+/// objects `contact`, `assignee`, `department`, `team` and `isRead` come on request): no
+/// `modifiedTime`, no `description`, no `cf`. A row is not the record; the detail GET is.
+pub const TICKET_LIST_FIELDS: &[&str] = &[
+    "assigneeId",
+    "category",
+    "channel",
+    "channelCode",
+    "closedTime",
+    "commentCount",
+    "contactId",
+    "createdTime",
+    "customerResponseTime",
+    "departmentId",
+    "dueDate",
+    "email",
+    "id",
+    "isSpam",
+    "onholdTime",
+    "phone",
+    "priority",
+    "productId",
+    "responseDueDate",
+    "sharedCount",
+    "source",
+    "status",
+    "statusType",
+    "subCategory",
+    "subject",
+    "teamId",
+    "threadCount",
+    "ticketNumber",
+    "webUrl",
+];
+
+/// A ticket as a list row (`GET /tickets`) or, with `modifiedTime` kept, a search row
+/// (`/tickets/search` sorts by it; that its rows carry it is not confirmed).
+fn ticket_row(record: &Value, keep_modified: bool) -> Value {
+    let Value::Object(map) = record else { return record.clone() };
+    Value::Object(
+        map.iter()
+            .filter(|(key, _)| TICKET_LIST_FIELDS.contains(&key.as_str()) || (keep_modified && key.as_str() == "modifiedTime"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    )
+}
+
 /// The largest `from` Zoho Desk's search endpoints accept (0 to 4999).
 pub const SEARCH_MAX_FROM: usize = 4_999;
 
@@ -234,7 +281,11 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
     let include = includes(params);
     let data = page
         .iter()
-        .map(|row| with_includes(&world.ctx.store, &row.record, &include))
+        .map(|row| match entity {
+            Entity::Ticket => ticket_row(&row.record, false),
+            _ => row.record.clone(),
+        })
+        .map(|record| with_includes(&world.ctx.store, &record, &include))
         .collect();
     page_response(data, None)
 }
@@ -324,7 +375,7 @@ async fn search_tickets(State(shared): State<AppState>, Query(query): Query<Hash
     let include = includes(&params);
     let data = page
         .iter()
-        .map(|row| with_includes(&world.ctx.store, &row.record, &include))
+        .map(|row| with_includes(&world.ctx.store, &ticket_row(&row.record, true), &include))
         .collect();
     page_response(data, Some(count))
 }
