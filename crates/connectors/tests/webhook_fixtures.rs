@@ -97,7 +97,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T15:11:55.724Z"),
-            "df47d877-b58c-4886-91cd-1aa83e1d7366",
+            "pipedrive-v2:deal:8:change:2022-11-24T15:11:55.724Z:df47d877-b58c-4886-91cd-1aa83e1d7366",
         ),
         (
             "pipedrive/v2_webhook_change_organization.json",
@@ -105,7 +105,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "1",
             Upsert,
             rfc("2022-11-24T15:21:23.152Z"),
-            "ea17c64f-ec7e-4e47-a321-5d84b7735fef",
+            "pipedrive-v2:organization:1:change:2022-11-24T15:21:23.152Z:ea17c64f-ec7e-4e47-a321-5d84b7735fef",
         ),
         (
             "pipedrive/v2_webhook_change_person.json",
@@ -113,7 +113,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T15:18:35.616Z"),
-            "7c812ffd-8f50-45ea-a597-b8fcba2da9c0",
+            "pipedrive-v2:person:8:change:2022-11-24T15:18:35.616Z:7c812ffd-8f50-45ea-a597-b8fcba2da9c0",
         ),
         (
             "pipedrive/v2_webhook_change_pipeline.json",
@@ -121,7 +121,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "9",
             Upsert,
             rfc("2024-09-02T10:28:29.173Z"),
-            "5c005fea-d653-4bed-a843-a9df3faf0421",
+            "pipedrive-v2:pipeline:9:change:2024-09-02T10:28:29.173Z:5c005fea-d653-4bed-a843-a9df3faf0421",
         ),
         (
             "pipedrive/v2_webhook_create_deal.json",
@@ -129,7 +129,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T13:18:56.089Z"),
-            "71825ee0-0054-4267-b5fd-d28b7a414212",
+            "pipedrive-v2:deal:8:create:2022-11-24T13:18:56.089Z:71825ee0-0054-4267-b5fd-d28b7a414212",
         ),
         (
             "pipedrive/v2_webhook_delete_deal.json",
@@ -137,7 +137,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Delete,
             rfc("2022-11-24T15:16:53.335Z"),
-            "a66e9392-fe41-4425-9bef-a1d32bf2df8c",
+            "pipedrive-v2:deal:8:delete:2022-11-24T15:16:53.335Z:a66e9392-fe41-4425-9bef-a1d32bf2df8c",
         ),
         (
             "pipedrive/v2_webhook_delete_organization.json",
@@ -145,7 +145,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "1",
             Delete,
             rfc("2022-11-24T15:22:17.705Z"),
-            "ae06c983-cc11-496f-86aa-45cc24f60695",
+            "pipedrive-v2:organization:1:delete:2022-11-24T15:22:17.705Z:ae06c983-cc11-496f-86aa-45cc24f60695",
         ),
         (
             "pipedrive/v2_webhook_delete_stage.json",
@@ -153,7 +153,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "48",
             Delete,
             rfc("2024-09-02T10:37:51.404Z"),
-            "e4a9b8c4-af1e-4e26-a84e-a47d72266c13",
+            "pipedrive-v2:stage:48:delete:2024-09-02T10:37:51.404Z:e4a9b8c4-af1e-4e26-a84e-a47d72266c13",
         ),
         // A user "delete" is a change with active_flag false: an upsert; the re-fetch sees it.
         (
@@ -162,7 +162,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "15702024",
             Upsert,
             1_669_304_802_000,
-            "15702024",
+            "pipedrive-v2:user:15702024:change:1669304802:15702024",
         ),
     ];
     let on_disk: Vec<String> = std::fs::read_dir(fixtures_dir().join("pipedrive"))
