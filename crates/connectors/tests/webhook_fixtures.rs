@@ -413,3 +413,55 @@ fn simulator_halopsa_deliveries_verify_and_parse() {
     let (body, headers) = webhooks::render_attempt(&config, &deliveries[0], 1);
     assert!(verify(&wrong, &header_map(&headers), &body, 0).is_err());
 }
+
+#[test]
+fn v2_merges_close_the_merged_away_record_and_refetch_the_survivor() {
+    let mut body: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_delete_organization.json")).unwrap();
+    let time = rfc(body["meta"]["timestamp"].as_str().unwrap());
+    let merged_away = body["meta"]["entity_id"].as_str().unwrap().to_string();
+    body["meta"]["merged_to_id"] = serde_json::json!("77");
+    let parsed = parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(&body).unwrap(), None, RECEIVED_AT).unwrap();
+    assert_eq!(
+        summary(&parsed),
+        vec![
+            ("organization".to_string(), merged_away.clone(), EventAction::Delete, time),
+            ("organization".to_string(), "77".to_string(), EventAction::Upsert, time),
+        ]
+    );
+    // The survivor's own delivery naming the records merged into it.
+    let mut survivor: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_change_organization.json")).unwrap();
+    let survivor_id = survivor["meta"]["entity_id"].as_str().unwrap().to_string();
+    let survivor_time = rfc(survivor["meta"]["timestamp"].as_str().unwrap());
+    survivor["meta"]["merged_from_id"] = serde_json::json!([5, "6", survivor_id.clone()]);
+    let parsed = parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(&survivor).unwrap(), None, RECEIVED_AT).unwrap();
+    assert_eq!(
+        summary(&parsed),
+        vec![
+            ("organization".to_string(), "5".to_string(), EventAction::Delete, survivor_time),
+            ("organization".to_string(), "6".to_string(), EventAction::Delete, survivor_time),
+            ("organization".to_string(), survivor_id, EventAction::Upsert, survivor_time),
+        ]
+    );
+}
+
+#[test]
+fn v2_delivery_ids_keep_retries_and_separate_later_changes_with_the_same_meta_id() {
+    let original: serde_json::Value =
+        serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_user_deleted_is_change_active_flag_false.json")).unwrap();
+    let parse = |body: &serde_json::Value| parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(body).unwrap(), None, RECEIVED_AT).unwrap();
+    let first = parse(&original);
+    let mut retry = original.clone();
+    retry["meta"]["attempt"] = serde_json::json!(3);
+    assert_eq!(parse(&retry).delivery_id, first.delivery_id, "a retry keeps its delivery id");
+    let mut later = original.clone();
+    later["meta"]["timestamp"] = serde_json::json!(original["meta"]["timestamp"].as_i64().unwrap() + 60);
+    let later = parse(&later);
+    assert_ne!(later.delivery_id, first.delivery_id, "a later change with the same meta.id is new");
+    assert!(later.events[0].event_time > first.events[0].event_time);
+    // Without meta.timestamp, data.update_time tells changes apart.
+    let mut no_stamp: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_change_person.json")).unwrap();
+    no_stamp["meta"].as_object_mut().unwrap().remove("timestamp");
+    let mut newer = no_stamp.clone();
+    newer["data"]["update_time"] = serde_json::json!("2030-01-01T00:00:00Z");
+    assert_ne!(parse(&no_stamp).delivery_id, parse(&newer).delivery_id);
+}
