@@ -278,13 +278,20 @@ fn round_trip(config: SimulatorConfig, verification: &WebhookVerification, chang
         let want: Vec<(String, String, EventAction)> = outgoing
             .events
             .iter()
-            .map(|reference| {
+            .flat_map(|reference| {
                 let event = by_sequence[&reference.sequence];
-                (
+                let own = (
                     reference.entity.name().to_string(),
                     reference.id.to_string(),
                     expected_action(event),
-                )
+                );
+                // A v2 merged-away record's delivery names its survivor (`merged_to_id`),
+                // which is re-fetched too.
+                let survivor = event
+                    .merged_into
+                    .filter(|_| connector == Connector::Pipedrive && config.webhooks.pipedrive_version == PipedriveWebhookVersion::V2)
+                    .map(|into| (reference.entity.name().to_string(), into.to_string(), EventAction::Upsert));
+                std::iter::once(own).chain(survivor)
             })
             .collect();
         assert_eq!(got, want, "{connector:?} body {}", String::from_utf8_lossy(&body));
