@@ -333,7 +333,11 @@ async fn incremental_run_closes_deals_whose_delete_webhook_was_lost() {
         .collect();
     assert_eq!(person_rows.len(), 1, "{person_rows:?}");
     assert!(!person_rows[0].active);
-    assert_eq!(person_rows[0].end.map(|end| end / 1000), Some(person_deleted_at / 1000), "closed at its delete");
+    assert_eq!(
+        person_rows[0].end.map(|end| end / 1000),
+        Some(person_deleted_at / 1000),
+        "closed at its delete"
+    );
 
     let table = harness.config.history.table_name("deal");
     let profile = harness.config.history.profile();

@@ -427,7 +427,14 @@ fn v2_merges_close_the_merged_away_record_and_refetch_the_survivor() {
     let time = rfc(body["meta"]["timestamp"].as_str().unwrap());
     let merged_away = body["meta"]["entity_id"].as_str().unwrap().to_string();
     body["meta"]["merged_to_id"] = serde_json::json!("77");
-    let parsed = parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(&body).unwrap(), None, RECEIVED_AT).unwrap();
+    let parsed = parse_webhook(
+        ConnectorKind::Pipedrive,
+        "pd",
+        &serde_json::to_vec(&body).unwrap(),
+        None,
+        RECEIVED_AT,
+    )
+    .unwrap();
     assert_eq!(
         summary(&parsed),
         vec![
@@ -440,7 +447,14 @@ fn v2_merges_close_the_merged_away_record_and_refetch_the_survivor() {
     let survivor_id = survivor["meta"]["entity_id"].as_str().unwrap().to_string();
     let survivor_time = rfc(survivor["meta"]["timestamp"].as_str().unwrap());
     survivor["meta"]["merged_from_id"] = serde_json::json!([5, "6", survivor_id.clone()]);
-    let parsed = parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(&survivor).unwrap(), None, RECEIVED_AT).unwrap();
+    let parsed = parse_webhook(
+        ConnectorKind::Pipedrive,
+        "pd",
+        &serde_json::to_vec(&survivor).unwrap(),
+        None,
+        RECEIVED_AT,
+    )
+    .unwrap();
     assert_eq!(
         summary(&parsed),
         vec![
@@ -455,7 +469,16 @@ fn v2_merges_close_the_merged_away_record_and_refetch_the_survivor() {
 fn v2_delivery_ids_keep_retries_and_separate_later_changes_with_the_same_meta_id() {
     let original: serde_json::Value =
         serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_user_deleted_is_change_active_flag_false.json")).unwrap();
-    let parse = |body: &serde_json::Value| parse_webhook(ConnectorKind::Pipedrive, "pd", &serde_json::to_vec(body).unwrap(), None, RECEIVED_AT).unwrap();
+    let parse = |body: &serde_json::Value| {
+        parse_webhook(
+            ConnectorKind::Pipedrive,
+            "pd",
+            &serde_json::to_vec(body).unwrap(),
+            None,
+            RECEIVED_AT,
+        )
+        .unwrap()
+    };
     let first = parse(&original);
     let mut retry = original.clone();
     retry["meta"]["attempt"] = serde_json::json!(3);

@@ -558,7 +558,10 @@ async fn a_pipedrive_person_merge_closes_the_merged_away_record() {
     env.simulator.flush_webhooks().await;
     env.wait_until_applied().await;
     let after = env.simulator.truth(Entity::Person).unwrap();
-    assert!(after.iter().all(|record| record["id"] != json!(loser)), "the merged-away person left the api");
+    assert!(
+        after.iter().all(|record| record["id"] != json!(loser)),
+        "the merged-away person left the api"
+    );
     let survivor = after.iter().find(|record| record["id"] == json!(winner)).unwrap();
     assert_ne!(survivor["update_time"], before_update, "the survivor's update_time moves");
     let versions = env.versions("person").await;
@@ -586,7 +589,11 @@ async fn a_pipedrive_webhook_refetched_as_deleted_closes_the_record() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(env.versions("person").await.iter().any(|version| version.id == id && version.active));
+    assert!(env
+        .versions("person")
+        .await
+        .iter()
+        .any(|version| version.id == id && version.active));
     env.simulator
         .apply_change(&syncline_simulator::ChangeRequest::Delete {
             entity: Entity::Person,
@@ -596,7 +603,12 @@ async fn a_pipedrive_webhook_refetched_as_deleted_closes_the_record() {
     let (status, answer) = env.post_pipedrive(body, HOOK_PASSWORD).await;
     assert_eq!(status, 200, "{answer}");
     env.wait_until_applied().await;
-    let rows: Vec<_> = env.versions("person").await.into_iter().filter(|version| version.id == id).collect();
+    let rows: Vec<_> = env
+        .versions("person")
+        .await
+        .into_iter()
+        .filter(|version| version.id == id)
+        .collect();
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|version| !version.active), "{rows:?}");
     env.assert_parity("person", None).await;

@@ -100,7 +100,10 @@ mod tests {
             called.extend(entity.fields_path);
         }
         for path in &called {
-            assert!(TOKEN_COSTS.iter().any(|(template, _)| template == path), "{path} is called but has no cost");
+            assert!(
+                TOKEN_COSTS.iter().any(|(template, _)| template == path),
+                "{path} is called but has no cost"
+            );
         }
         for (template, cost) in TOKEN_COSTS {
             assert!(called.contains(template), "{template} is in the table but never called");
