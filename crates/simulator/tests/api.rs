@@ -625,17 +625,34 @@ async fn pipedrive_deleted_persons_stay_listed_with_is_deleted_and_merged_ones_l
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.expect("json");
     let listed = page["data"].as_array().expect("data").clone();
-    let soft = listed.iter().find(|person| person["id"] == json!(ids[1])).expect("the deleted person is listed");
+    let soft = listed
+        .iter()
+        .find(|person| person["id"] == json!(ids[1]))
+        .expect("the deleted person is listed");
     assert_eq!(soft["is_deleted"], json!(true));
     assert_eq!(soft["update_time"], json!(format_rfc3339_seconds(deleted.at_ms)));
-    assert!(listed.iter().all(|person| person["id"] != json!(ids[2])), "the merged-away person leaves the list");
-    let survivor = listed.iter().find(|person| person["id"] == json!(ids[0])).expect("the survivor is listed");
+    assert!(
+        listed.iter().all(|person| person["id"] != json!(ids[2])),
+        "the merged-away person leaves the list"
+    );
+    let survivor = listed
+        .iter()
+        .find(|person| person["id"] == json!(ids[0]))
+        .expect("the survivor is listed");
     assert_eq!(survivor["update_time"], json!(format_rfc3339_seconds(merge[0].at_ms)));
     // Without a since-filter, only not-deleted persons.
     let all: Value = pipedrive_v2(&simulator, "persons?limit=500").await.json().await.expect("json");
-    assert!(all["data"].as_array().expect("data").iter().all(|person| person["id"] != json!(ids[1])));
+    assert!(all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .all(|person| person["id"] != json!(ids[1])));
     // Details: the deleted one with is_deleted, the merged-away one 404.
-    let detail: Value = pipedrive_v2(&simulator, &format!("persons/{}", ids[1])).await.json().await.expect("json");
+    let detail: Value = pipedrive_v2(&simulator, &format!("persons/{}", ids[1]))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(detail["data"]["is_deleted"], json!(true));
     assert_eq!(pipedrive_v2(&simulator, &format!("persons/{}", ids[2])).await.status(), 404);
 }
