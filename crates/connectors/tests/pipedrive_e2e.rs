@@ -298,15 +298,19 @@ async fn incremental_run_closes_deals_whose_delete_webhook_was_lost() {
             })
             .unwrap();
     }
-    // Persons have no deleted listing: their missed deletes wait for the full reconcile.
+    // A person is soft-deleted: its webhook lost, it stays in the `updated_since` list with
+    // `is_deleted: true`, which the next incremental run observes as a delete.
     let person_id = harness.simulator.truth(Entity::Person).unwrap()[0]["id"].as_u64().unwrap();
-    harness
+    harness.simulator.advance_clock(Duration::from_secs(1));
+    let person_deleted_at = harness
         .simulator
         .apply_change(&ChangeRequest::Delete {
             entity: Entity::Person,
             id: person_id,
         })
-        .unwrap();
+        .unwrap()
+        .remove(0)
+        .at_ms;
 
     let reports = harness.run(SyncMode::Incremental).await;
     let entities = by_entity(&reports);
@@ -315,8 +319,25 @@ async fn incremental_run_closes_deals_whose_delete_webhook_was_lost() {
     assert_eq!(deal.deleted, 5, "{deal:?}");
     assert_eq!(deal.new_versions, 6, "five updates and the merge survivor: {deal:?}");
     assert_eq!(deal.calls.calls, 2, "one since-filtered list and one deleted listing: {deal:?}");
-    assert_eq!(entities["person"].deleted, 0);
-    harness.assert_matches_truth_except(None, &["person"]).await;
+    assert_eq!(entities["person"].deleted, 1, "{:?}", entities["person"]);
+    assert_eq!(entities["person"].new_versions, 0, "never an active version with is_deleted true");
+    harness.assert_matches_truth().await;
+    let person_table = harness.config.history.table_name("person");
+    let person_rows: Vec<_> = harness
+        .destination
+        .read_versions(&person_table, "id", &harness.config.history.profile())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|version| version.id == person_id.to_string())
+        .collect();
+    assert_eq!(person_rows.len(), 1, "{person_rows:?}");
+    assert!(!person_rows[0].active);
+    assert_eq!(
+        person_rows[0].end.map(|end| end / 1000),
+        Some(person_deleted_at / 1000),
+        "closed at its delete"
+    );
 
     let table = harness.config.history.table_name("deal");
     let profile = harness.config.history.profile();
@@ -334,6 +355,6 @@ async fn incremental_run_closes_deals_whose_delete_webhook_was_lost() {
 
     let full = harness.run(SyncMode::Full).await;
     let full = by_entity(&full);
-    assert_eq!((full["person"].deleted, full["deal"].deleted), (1, 0), "{full:?}");
+    assert_eq!((full["person"].deleted, full["deal"].deleted), (0, 0), "{full:?}");
     harness.assert_matches_truth().await;
 }

@@ -97,7 +97,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T15:11:55.724Z"),
-            "df47d877-b58c-4886-91cd-1aa83e1d7366",
+            "pipedrive-v2:deal:8:change:2022-11-24T15:11:55.724Z:df47d877-b58c-4886-91cd-1aa83e1d7366",
         ),
         (
             "pipedrive/v2_webhook_change_organization.json",
@@ -105,7 +105,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "1",
             Upsert,
             rfc("2022-11-24T15:21:23.152Z"),
-            "ea17c64f-ec7e-4e47-a321-5d84b7735fef",
+            "pipedrive-v2:organization:1:change:2022-11-24T15:21:23.152Z:ea17c64f-ec7e-4e47-a321-5d84b7735fef",
         ),
         (
             "pipedrive/v2_webhook_change_person.json",
@@ -113,7 +113,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T15:18:35.616Z"),
-            "7c812ffd-8f50-45ea-a597-b8fcba2da9c0",
+            "pipedrive-v2:person:8:change:2022-11-24T15:18:35.616Z:7c812ffd-8f50-45ea-a597-b8fcba2da9c0",
         ),
         (
             "pipedrive/v2_webhook_change_pipeline.json",
@@ -121,7 +121,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "9",
             Upsert,
             rfc("2024-09-02T10:28:29.173Z"),
-            "5c005fea-d653-4bed-a843-a9df3faf0421",
+            "pipedrive-v2:pipeline:9:change:2024-09-02T10:28:29.173Z:5c005fea-d653-4bed-a843-a9df3faf0421",
         ),
         (
             "pipedrive/v2_webhook_create_deal.json",
@@ -129,7 +129,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Upsert,
             rfc("2022-11-24T13:18:56.089Z"),
-            "71825ee0-0054-4267-b5fd-d28b7a414212",
+            "pipedrive-v2:deal:8:create:2022-11-24T13:18:56.089Z:71825ee0-0054-4267-b5fd-d28b7a414212",
         ),
         (
             "pipedrive/v2_webhook_delete_deal.json",
@@ -137,7 +137,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "8",
             Delete,
             rfc("2022-11-24T15:16:53.335Z"),
-            "a66e9392-fe41-4425-9bef-a1d32bf2df8c",
+            "pipedrive-v2:deal:8:delete:2022-11-24T15:16:53.335Z:a66e9392-fe41-4425-9bef-a1d32bf2df8c",
         ),
         (
             "pipedrive/v2_webhook_delete_organization.json",
@@ -145,7 +145,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "1",
             Delete,
             rfc("2022-11-24T15:22:17.705Z"),
-            "ae06c983-cc11-496f-86aa-45cc24f60695",
+            "pipedrive-v2:organization:1:delete:2022-11-24T15:22:17.705Z:ae06c983-cc11-496f-86aa-45cc24f60695",
         ),
         (
             "pipedrive/v2_webhook_delete_stage.json",
@@ -153,7 +153,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "48",
             Delete,
             rfc("2024-09-02T10:37:51.404Z"),
-            "e4a9b8c4-af1e-4e26-a84e-a47d72266c13",
+            "pipedrive-v2:stage:48:delete:2024-09-02T10:37:51.404Z:e4a9b8c4-af1e-4e26-a84e-a47d72266c13",
         ),
         // A user "delete" is a change with active_flag false: an upsert; the re-fetch sees it.
         (
@@ -162,7 +162,7 @@ fn every_pipedrive_webhook_fixture_parses_to_its_event() {
             "15702024",
             Upsert,
             1_669_304_802_000,
-            "15702024",
+            "pipedrive-v2:user:15702024:change:1669304802:15702024",
         ),
     ];
     let on_disk: Vec<String> = std::fs::read_dir(fixtures_dir().join("pipedrive"))
@@ -278,13 +278,20 @@ fn round_trip(config: SimulatorConfig, verification: &WebhookVerification, chang
         let want: Vec<(String, String, EventAction)> = outgoing
             .events
             .iter()
-            .map(|reference| {
+            .flat_map(|reference| {
                 let event = by_sequence[&reference.sequence];
-                (
+                let own = (
                     reference.entity.name().to_string(),
                     reference.id.to_string(),
                     expected_action(event),
-                )
+                );
+                // A v2 merged-away record's delivery names its survivor (`merged_to_id`),
+                // which is re-fetched too.
+                let survivor = event
+                    .merged_into
+                    .filter(|_| connector == Connector::Pipedrive && config.webhooks.pipedrive_version == PipedriveWebhookVersion::V2)
+                    .map(|into| (reference.entity.name().to_string(), into.to_string(), EventAction::Upsert));
+                std::iter::once(own).chain(survivor)
             })
             .collect();
         assert_eq!(got, want, "{connector:?} body {}", String::from_utf8_lossy(&body));
@@ -412,4 +419,79 @@ fn simulator_halopsa_deliveries_verify_and_parse() {
     let deliveries = webhooks::build(&mut world, &events);
     let (body, headers) = webhooks::render_attempt(&config, &deliveries[0], 1);
     assert!(verify(&wrong, &header_map(&headers), &body, 0).is_err());
+}
+
+#[test]
+fn v2_merges_close_the_merged_away_record_and_refetch_the_survivor() {
+    let mut body: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_delete_organization.json")).unwrap();
+    let time = rfc(body["meta"]["timestamp"].as_str().unwrap());
+    let merged_away = body["meta"]["entity_id"].as_str().unwrap().to_string();
+    body["meta"]["merged_to_id"] = serde_json::json!("77");
+    let parsed = parse_webhook(
+        ConnectorKind::Pipedrive,
+        "pd",
+        &serde_json::to_vec(&body).unwrap(),
+        None,
+        RECEIVED_AT,
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&parsed),
+        vec![
+            ("organization".to_string(), merged_away.clone(), EventAction::Delete, time),
+            ("organization".to_string(), "77".to_string(), EventAction::Upsert, time),
+        ]
+    );
+    // The survivor's own delivery naming the records merged into it.
+    let mut survivor: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_change_organization.json")).unwrap();
+    let survivor_id = survivor["meta"]["entity_id"].as_str().unwrap().to_string();
+    let survivor_time = rfc(survivor["meta"]["timestamp"].as_str().unwrap());
+    survivor["meta"]["merged_from_id"] = serde_json::json!([5, "6", survivor_id.clone()]);
+    let parsed = parse_webhook(
+        ConnectorKind::Pipedrive,
+        "pd",
+        &serde_json::to_vec(&survivor).unwrap(),
+        None,
+        RECEIVED_AT,
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&parsed),
+        vec![
+            ("organization".to_string(), "5".to_string(), EventAction::Delete, survivor_time),
+            ("organization".to_string(), "6".to_string(), EventAction::Delete, survivor_time),
+            ("organization".to_string(), survivor_id, EventAction::Upsert, survivor_time),
+        ]
+    );
+}
+
+#[test]
+fn v2_delivery_ids_keep_retries_and_separate_later_changes_with_the_same_meta_id() {
+    let original: serde_json::Value =
+        serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_user_deleted_is_change_active_flag_false.json")).unwrap();
+    let parse = |body: &serde_json::Value| {
+        parse_webhook(
+            ConnectorKind::Pipedrive,
+            "pd",
+            &serde_json::to_vec(body).unwrap(),
+            None,
+            RECEIVED_AT,
+        )
+        .unwrap()
+    };
+    let first = parse(&original);
+    let mut retry = original.clone();
+    retry["meta"]["attempt"] = serde_json::json!(3);
+    assert_eq!(parse(&retry).delivery_id, first.delivery_id, "a retry keeps its delivery id");
+    let mut later = original.clone();
+    later["meta"]["timestamp"] = serde_json::json!(original["meta"]["timestamp"].as_i64().unwrap() + 60);
+    let later = parse(&later);
+    assert_ne!(later.delivery_id, first.delivery_id, "a later change with the same meta.id is new");
+    assert!(later.events[0].event_time > first.events[0].event_time);
+    // Without meta.timestamp, data.update_time tells changes apart.
+    let mut no_stamp: serde_json::Value = serde_json::from_slice(&fixture_bytes("pipedrive/v2_webhook_change_person.json")).unwrap();
+    no_stamp["meta"].as_object_mut().unwrap().remove("timestamp");
+    let mut newer = no_stamp.clone();
+    newer["data"]["update_time"] = serde_json::json!("2030-01-01T00:00:00Z");
+    assert_ne!(parse(&no_stamp).delivery_id, parse(&newer).delivery_id);
 }

@@ -494,3 +494,123 @@ async fn signed_webhooks_outside_the_replay_window_are_refused() {
         .any(|version| version.id == thread_id && version.active));
     env.shutdown().await;
 }
+
+/// Pipedrive's user-deactivation example carries the user's id as `meta.id`: two later changes
+/// of that user with the same `meta.id` are new events, while a retry of one is absorbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_changes_with_the_same_pipedrive_meta_id_are_not_swallowed() {
+    let env = start(pipedrive_simulator()).await;
+    let original: Value = serde_json::from_slice(&fixture("pipedrive/v2_webhook_user_deleted_is_change_active_flag_false.json")).unwrap();
+    let first_stamp = original["meta"]["timestamp"].as_i64().unwrap();
+    let mut bodies = vec![original.clone()];
+    for later in [60, 120] {
+        let mut body = original.clone();
+        body["meta"]["timestamp"] = json!(first_stamp + later);
+        assert_eq!(body["meta"]["id"], original["meta"]["id"]);
+        bodies.push(body);
+    }
+    for body in &bodies {
+        let (status, answer) = env.post_pipedrive(serde_json::to_vec(body).unwrap(), HOOK_PASSWORD).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["duplicates"], 0, "{answer}");
+    }
+    // A retry (only `meta.attempt` changes) of the second delivery is absorbed.
+    let mut retry = bodies[1].clone();
+    retry["meta"]["attempt"] = json!(2);
+    let (status, answer) = env.post_pipedrive(serde_json::to_vec(&retry).unwrap(), HOOK_PASSWORD).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["duplicates"], 1, "{answer}");
+    env.wait_until_applied().await;
+    env.shutdown().await;
+}
+
+/// A v2 merge: the merged-away person is closed (the detail GET answers 404), the survivor is
+/// re-fetched with its new update_time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipedrive_person_merge_closes_the_merged_away_record() {
+    let mut simulator_config = pipedrive_simulator();
+    simulator_config.webhooks.pipedrive_basic_auth = Some(syncline_simulator::BasicAuth {
+        username: HOOK_USER.into(),
+        password: HOOK_PASSWORD.into(),
+    });
+    let env = start(simulator_config).await;
+    env.server
+        .as_ref()
+        .unwrap()
+        .sources()
+        .reconcile("crm", SyncMode::Full)
+        .await
+        .unwrap();
+    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    let persons = env.simulator.truth(Entity::Person).unwrap();
+    let loser = persons[0]["id"].as_u64().unwrap();
+    let winner = persons[1]["id"].as_u64().unwrap();
+    let before_update = persons[1]["update_time"].clone();
+    let events = env
+        .simulator
+        .apply_change(&syncline_simulator::ChangeRequest::Merge {
+            entity: Entity::Person,
+            id: loser,
+            into: winner,
+        })
+        .unwrap();
+    assert!(events.iter().any(|event| event.merged_into == Some(winner)));
+    env.simulator.flush_webhooks().await;
+    env.wait_until_applied().await;
+    let after = env.simulator.truth(Entity::Person).unwrap();
+    assert!(
+        after.iter().all(|record| record["id"] != json!(loser)),
+        "the merged-away person left the api"
+    );
+    let survivor = after.iter().find(|record| record["id"] == json!(winner)).unwrap();
+    assert_ne!(survivor["update_time"], before_update, "the survivor's update_time moves");
+    let versions = env.versions("person").await;
+    let loser_versions: Vec<_> = versions.iter().filter(|version| version.id == loser.to_string()).collect();
+    assert!(!loser_versions.is_empty());
+    assert!(loser_versions.iter().all(|version| !version.active), "{loser_versions:?}");
+    env.assert_parity("person", None).await;
+    env.shutdown().await;
+}
+
+/// A `change` webhook whose re-fetch answers `is_deleted: true` (the person was deleted
+/// upstream since) closes the record instead of writing an active deleted version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipedrive_webhook_refetched_as_deleted_closes_the_record() {
+    let env = start(pipedrive_simulator()).await;
+    env.server
+        .as_ref()
+        .unwrap()
+        .sources()
+        .reconcile("crm", SyncMode::Full)
+        .await
+        .unwrap();
+    let body = fixture("pipedrive/v2_webhook_change_person.json");
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["meta"]["entity_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(env
+        .versions("person")
+        .await
+        .iter()
+        .any(|version| version.id == id && version.active));
+    env.simulator
+        .apply_change(&syncline_simulator::ChangeRequest::Delete {
+            entity: Entity::Person,
+            id: id.parse().unwrap(),
+        })
+        .unwrap();
+    let (status, answer) = env.post_pipedrive(body, HOOK_PASSWORD).await;
+    assert_eq!(status, 200, "{answer}");
+    env.wait_until_applied().await;
+    let rows: Vec<_> = env
+        .versions("person")
+        .await
+        .into_iter()
+        .filter(|version| version.id == id)
+        .collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|version| !version.active), "{rows:?}");
+    env.assert_parity("person", None).await;
+    env.shutdown().await;
+}

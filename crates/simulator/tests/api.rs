@@ -582,3 +582,77 @@ async fn halo_client_credentials_issue_tokens_that_expire() {
     assert_eq!(status().await, 401);
     simulator.shutdown().await;
 }
+
+async fn pipedrive_v2(simulator: &SimulatorHandle, path: &str) -> reqwest::Response {
+    let token = simulator.credentials().api_token.expect("token");
+    client()
+        .get(format!("{}/api/v2/{path}", simulator.base_url()))
+        .header("x-api-token", token)
+        .send()
+        .await
+        .expect("get")
+}
+
+#[tokio::test]
+async fn pipedrive_deleted_persons_stay_listed_with_is_deleted_and_merged_ones_leave() {
+    let mut config = config(Connector::Pipedrive, 11);
+    config.initial_records.insert(Entity::Person, 6);
+    let simulator = start(config).await;
+    let ids: Vec<u64> = simulator
+        .truth(Entity::Person)
+        .expect("truth")
+        .iter()
+        .map(|person| person["id"].as_u64().expect("id"))
+        .collect();
+    simulator.advance_clock(Duration::from_secs(60));
+    let since = format_rfc3339_seconds(simulator.now_ms());
+    let deleted = simulator
+        .apply_change(&ChangeRequest::Delete {
+            entity: Entity::Person,
+            id: ids[1],
+        })
+        .expect("delete")
+        .remove(0);
+    simulator.advance_clock(Duration::from_secs(1));
+    let merge = simulator
+        .apply_change(&ChangeRequest::Merge {
+            entity: Entity::Person,
+            id: ids[2],
+            into: ids[0],
+        })
+        .expect("merge");
+    let response = pipedrive_v2(&simulator, &format!("persons?updated_since={since}&limit=500")).await;
+    assert_eq!(response.status(), 200);
+    let page: Value = response.json().await.expect("json");
+    let listed = page["data"].as_array().expect("data").clone();
+    let soft = listed
+        .iter()
+        .find(|person| person["id"] == json!(ids[1]))
+        .expect("the deleted person is listed");
+    assert_eq!(soft["is_deleted"], json!(true));
+    assert_eq!(soft["update_time"], json!(format_rfc3339_seconds(deleted.at_ms)));
+    assert!(
+        listed.iter().all(|person| person["id"] != json!(ids[2])),
+        "the merged-away person leaves the list"
+    );
+    let survivor = listed
+        .iter()
+        .find(|person| person["id"] == json!(ids[0]))
+        .expect("the survivor is listed");
+    assert_eq!(survivor["update_time"], json!(format_rfc3339_seconds(merge[0].at_ms)));
+    // Without a since-filter, only not-deleted persons.
+    let all: Value = pipedrive_v2(&simulator, "persons?limit=500").await.json().await.expect("json");
+    assert!(all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .all(|person| person["id"] != json!(ids[1])));
+    // Details: the deleted one with is_deleted, the merged-away one 404.
+    let detail: Value = pipedrive_v2(&simulator, &format!("persons/{}", ids[1]))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["data"]["is_deleted"], json!(true));
+    assert_eq!(pipedrive_v2(&simulator, &format!("persons/{}", ids[2])).await.status(), 404);
+}

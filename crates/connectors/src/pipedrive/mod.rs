@@ -1,6 +1,7 @@
 //! Pipedrive CRM: its entities ([`spec`]), custom-field names ([`fields`]), webhooks
 //! ([`webhook`]) and token costs.
 
+pub mod cost;
 pub mod fields;
 pub mod spec;
 pub mod webhook;
@@ -25,17 +26,7 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     refuses_verification: |verification| {
         (!matches!(verification, WebhookVerification::Basic { .. })).then_some("pipedrive signs no webhooks and sends only HTTP Basic auth")
     },
-    request_cost,
+    request_cost: cost::request_cost,
     webhook_format: "v1 or v2 webhooks with a `meta` object",
     parse_webhook: webhook::parse,
 };
-
-/// Pipedrive's token cost of a request: v2 list 10, v2 detail 1, v1 list 20, v1 detail 2.
-fn request_cost(path: &str, is_detail: bool) -> u64 {
-    match (path.starts_with("/v2/"), is_detail) {
-        (true, true) => 1,
-        (true, false) => 10,
-        (false, true) => 2,
-        (false, false) => 20,
-    }
-}

@@ -36,19 +36,57 @@ fn parse_pipedrive_v2(body: &Value, meta: &Map<String, Value>, action: &str, out
         .or_else(|| object_field(data, "id").and_then(id_text))
         .or_else(|| object_field(previous, "id").and_then(id_text))
         .ok_or_else(|| out.missing("meta.entity_id"))?;
-    let action = match action {
+    let event_action = match action {
         "delete" => EventAction::Delete,
         // create, change (a user deactivation included) and anything newer: the re-fetch decides.
         _ => EventAction::Upsert,
     };
-    let time = meta
+    let stamp = meta
         .get("timestamp")
-        .and_then(time_of)
-        .or_else(|| object_field(data, "update_time").and_then(time_of))
-        .or_else(|| object_field(previous, "update_time").and_then(time_of));
+        .filter(|value| !value.is_null())
+        .or_else(|| object_field(data, "update_time"))
+        .or_else(|| object_field(previous, "update_time"));
+    let time = stamp.and_then(time_of);
     let entity = out.entity(vendor_entity);
-    out.push(entity, vendor_entity, id, action, time);
-    Ok(meta.get("id").and_then(id_text))
+    // A merge names the other record in `meta`: the merged-away one is closed (a delete the
+    // detail GET confirms), the survivor re-fetched.
+    let merged_to = meta.get("merged_to_id").and_then(id_text).filter(|other| *other != id);
+    let merged_from = merged_ids(meta.get("merged_from_id"), &id);
+    if let Some(survivor) = &merged_to {
+        out.push(entity, vendor_entity, id.clone(), EventAction::Delete, time);
+        out.push(entity, vendor_entity, survivor.clone(), EventAction::Upsert, time);
+    } else if !merged_from.is_empty() {
+        for merged_away in merged_from {
+            out.push(entity, vendor_entity, merged_away, EventAction::Delete, time);
+        }
+        out.push(entity, vendor_entity, id.clone(), event_action, time);
+    } else {
+        out.push(entity, vendor_entity, id.clone(), event_action, time);
+    }
+    Ok(Some(v2_delivery_id(meta, vendor_entity, &id, action, stamp)))
+}
+
+/// The ids in `meta.merged_from_id` (one id or a list), without the survivor's own.
+fn merged_ids(value: Option<&Value>, survivor: &str) -> Vec<String> {
+    let ids: Vec<String> = match value {
+        Some(Value::Array(items)) => items.iter().filter_map(id_text).collect(),
+        Some(other) => id_text(other).into_iter().collect(),
+        None => Vec::new(),
+    };
+    ids.into_iter().filter(|id| id != survivor).collect()
+}
+
+/// The dedupe key of a v2 delivery: entity, entity id, action, the event's time and `meta.id`.
+/// `meta.id` alone is not unique: Pipedrive's own user-deactivation example carries the user's
+/// id there, so a later change of that user would be swallowed as a retry. A retry repeats all
+/// of these fields (only `meta.attempt` changes), so it still dedupes.
+fn v2_delivery_id(meta: &Map<String, Value>, entity: &str, id: &str, action: &str, stamp: Option<&Value>) -> String {
+    let text = |value: Option<&Value>| match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    format!("pipedrive-v2:{entity}:{id}:{action}:{}:{}", text(stamp), text(meta.get("id")))
 }
 
 fn parse_pipedrive_v1(body: &Value, meta: &Map<String, Value>, action: &str, out: &mut Collector) -> Result<Option<String>, ParseError> {

@@ -18,7 +18,7 @@ use crate::entity::{Connector, Entity};
 use crate::http::{parse_urlencoded, vendor_error, Params, VendorError};
 use crate::paging::{keyset_page, offset_page, sort_keyed, Cursor, Direction, TimeWindow};
 use crate::server::Shared;
-use crate::store::{Row, Store};
+use crate::store::{ChangeAction, Row, Store};
 use crate::world::{Catalog, World};
 
 type AppState = Arc<Shared>;
@@ -317,10 +317,19 @@ fn v2_list(shared: &Shared, entity: Entity, params: &Params) -> Response {
         i64::MAX
     };
     let store = &world.ctx.store;
-    let rows = match &deal_status {
+    let mut rows = match &deal_status {
         Some(filter) => deal_rows(store, filter, cutoff, world.ctx.now_ms()),
         None => store.rows_as_of(entity, cutoff),
     };
+    // Upstream, a deleted person or organization stays in `updated_since` lists with
+    // `is_deleted: true` and `update_time` at the delete; a merged-away one leaves them.
+    if window.is_bounded() && soft_deletes(entity) {
+        rows.extend(soft_deleted_rows(store, entity, cutoff).into_iter().map(|deleted| Row {
+            id: deleted.id,
+            record: render::v2_soft_deleted(&deleted.record, deleted.deleted_ms),
+            modified_ms: truncate_to_second(deleted.deleted_ms),
+        }));
+    }
     let rows: Vec<Row> = rows.into_iter().filter(|row| window.contains(row.modified_ms)).collect();
     let rows = apply_equality_filters(rows, params, deal_status.is_none());
     let sorted = sort_keyed(
@@ -364,8 +373,32 @@ fn v2_detail(shared: &Shared, entity: Entity, id: &str) -> Response {
     let world = shared.world();
     match world.ctx.store.current(entity, id) {
         Some(record) => Json(json!({"success": true, "data": record})).into_response(),
+        None if soft_deletes(entity) => match soft_deleted_rows(&world.ctx.store, entity, i64::MAX)
+            .into_iter()
+            .find(|deleted| deleted.id == id)
+        {
+            Some(deleted) => {
+                let record = render::v2_soft_deleted(&deleted.record, deleted.deleted_ms);
+                Json(json!({"success": true, "data": record})).into_response()
+            }
+            None => error(VendorError::NotFound(entity)),
+        },
         None => error(VendorError::NotFound(entity)),
     }
+}
+
+/// Entities whose deleted records the v2 API keeps answering with `is_deleted: true`.
+fn soft_deletes(entity: Entity) -> bool {
+    matches!(entity, Entity::Person | Entity::Organization)
+}
+
+/// Records deleted (not merged away) as the index sees them at `cutoff_ms`.
+fn soft_deleted_rows(store: &Store, entity: Entity, cutoff_ms: i64) -> Vec<crate::store::DeletedRow> {
+    store
+        .deleted_as_of(entity, cutoff_ms)
+        .into_iter()
+        .filter(|deleted| deleted.action == ChangeAction::Delete)
+        .collect()
 }
 
 fn v1_sort(params: &Params) -> Result<(String, Direction), VendorError> {

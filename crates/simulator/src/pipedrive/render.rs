@@ -854,7 +854,7 @@ pub fn webhook_body(version: PipedriveWebhookVersion, context: &mut WebhookConte
             } else {
                 json!(format_rfc3339_millis(event.at_ms))
             };
-            json!({
+            let mut body = json!({
                 "data": data,
                 "previous": previous,
                 "meta": {
@@ -875,7 +875,12 @@ pub fn webhook_body(version: PipedriveWebhookVersion, context: &mut WebhookConte
                     "attempt": 1,
                     "host": context.host,
                 }
-            })
+            });
+            // The merged-away record's event names the survivor, as Pipedrive's v2 merges do.
+            if let Some(into) = event.merged_into {
+                body["meta"]["merged_to_id"] = json!(into.to_string());
+            }
+            body
         }
         PipedriveWebhookVersion::V1 => {
             let render = |record: &Value| v1_webhook_record(context.store, context.catalog, event.entity, record);
@@ -939,6 +944,15 @@ pub fn v2_deleted_deal(record: &Value, deleted_ms: i64) -> Value {
     deal["is_deleted"] = json!(true);
     deal["update_time"] = json!(format_rfc3339_seconds(deleted_ms));
     deal
+}
+
+/// A deleted person or organization as the v2 API still answers it: `is_deleted: true` and
+/// `update_time` at the delete.
+pub fn v2_soft_deleted(record: &Value, deleted_ms: i64) -> Value {
+    let mut soft = record.clone();
+    soft["is_deleted"] = json!(true);
+    soft["update_time"] = json!(format_rfc3339_seconds(deleted_ms));
+    soft
 }
 
 /// The time fields converted by `v1_time` (exposed for tests).
