@@ -476,8 +476,9 @@ fn parse_time_zone(field: &str, name: &str) -> Result<CronTimeZone, ConfigError>
 #[serde(deny_unknown_fields)]
 pub struct WebhookSection {
     /// How a delivery proves it comes from the vendor; required: `{ type = "basic", username,
-    /// password }` (Pipedrive, HaloPSA), `{ type = "hmac", secret, ... }` (Zoho Desk, signed
-    /// webhooks) or `{ type = "header", header, value }` (HaloPSA). Validation refuses a
+    /// password }` (Pipedrive, HaloPSA), `{ type = "zoho_jwt", webhook_id, jwks_url }` (Zoho
+    /// Desk), `{ type = "hmac", secret, ... }` (signed webhooks, or a relay that re-signs) or
+    /// `{ type = "header", header, value }` (HaloPSA). Validation refuses a
     /// webhook section without it, so after [`SynclineConfig::parse_with_env`] it is `Some`.
     #[serde(default)]
     pub verify: Option<WebhookVerification>,
@@ -506,6 +507,12 @@ impl WebhookSection {
             return Err(field_error(
                 format!("{verify_path}.type"),
                 format!("{why}; write {}", connector.profile().verify_hint),
+            ));
+        }
+        if matches!(verification, WebhookVerification::ZohoJwt(_)) && connector != ConnectorKind::ZohoDesk {
+            return Err(field_error(
+                format!("{verify_path}.type"),
+                format!("zoho_jwt checks zoho desk's tokens only; write {}", connector.profile().verify_hint),
             ));
         }
         verification
