@@ -130,10 +130,7 @@ pub fn router(state: Arc<AppState>, limits: &ListenerLimits) -> Router {
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_requests_in_flight));
     Router::new()
-        .route(
-            "/webhooks/{source}",
-            post(receive_webhook).get(webhook_handshake).layer(timeout),
-        )
+        .route("/webhooks/{source}", post(receive_webhook).get(webhook_handshake).layer(timeout))
         .route("/sync", post(sync))
         .route("/readyz", get(readyz).layer(timeout))
         .route("/metrics", get(metrics).layer(timeout))

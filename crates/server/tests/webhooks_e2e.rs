@@ -57,9 +57,8 @@ async fn start(simulator_config: SimulatorConfig) -> Env {
 /// `zoho_verify` replaces the Zoho Desk source's `verify = {...}` line.
 async fn start_with(simulator_config: SimulatorConfig, zoho_verify: Option<String>) -> Env {
     let simulator = Simulator::start(simulator_config).await.expect("simulator starts");
-    let zoho_verify = zoho_verify.unwrap_or_else(|| {
-        format!("verify = {{ type = \"hmac\", secret = \"{ZOHO_SECRET}\", timestamp_header = \"x-zoho-timestamp\" }}")
-    });
+    let zoho_verify = zoho_verify
+        .unwrap_or_else(|| format!("verify = {{ type = \"hmac\", secret = \"{ZOHO_SECRET}\", timestamp_header = \"x-zoho-timestamp\" }}"));
     let credentials = simulator.credentials();
     let dir = tempfile::tempdir().unwrap();
     let auth = match simulator.connector() {
@@ -513,7 +512,11 @@ use syncline_simulator::zoho_desk::jwt as sim_jwt;
 async fn start_zoho_jwt() -> Env {
     let config = SimulatorConfig::for_connector(Connector::ZohoDesk);
     let webhook_id = config.webhooks.zoho_webhook_id.clone();
-    start_with(config, Some(format!("verify = {{ type = \"zoho_jwt\", webhook_id = \"{webhook_id}\" }}"))).await
+    start_with(
+        config,
+        Some(format!("verify = {{ type = \"zoho_jwt\", webhook_id = \"{webhook_id}\" }}")),
+    )
+    .await
 }
 
 fn zoho_body(env: &Env, ticket: &Value, event_time: i64) -> Vec<u8> {
@@ -582,7 +585,11 @@ async fn zoho_jwt_refuses_expired_wrong_audience_wrong_issuer_and_unknown_keys()
     assert_eq!(env.state.inbox_stats(now_ms()).await.unwrap().pending, 0);
     // Within the skew allowance, in milliseconds: accepted.
     let (status, answer) = env
-        .post("/webhooks/crm", body.clone(), &zoho_token(0, &iss, &aud, now * 1000, (now - 30) * 1000))
+        .post(
+            "/webhooks/crm",
+            body.clone(),
+            &zoho_token(0, &iss, &aud, now * 1000, (now - 30) * 1000),
+        )
         .await;
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
@@ -595,7 +602,11 @@ async fn zoho_jwt_refuses_expired_wrong_audience_wrong_issuer_and_unknown_keys()
     let (status, answer) = env.post("/webhooks/crm", batch, &good).await;
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!((answer["stored"].as_u64(), answer["duplicates"].as_u64()), (Some(1), Some(1)), "{answer}");
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
     env.wait_until_applied().await;
     let id = ticket["id"].as_str().unwrap().to_string();
     env.assert_parity("ticket", Some(&BTreeSet::from([id]))).await;
