@@ -987,6 +987,27 @@ mod tests {
     }
 
     #[test]
+    fn zoho_events_dedupe_by_entity_id_type_and_time() {
+        let event = |id: &str, time: &str| json!({"eventType": "Ticket_Update", "eventTime": time, "payload": {"id": id}});
+        let keys = |body: Value| -> Vec<String> {
+            parse(ConnectorKind::ZohoDesk, &body)
+                .events
+                .into_iter()
+                .map(|event| event.delivery_id)
+                .collect()
+        };
+        let alone = keys(json!([event("1", "1700000000123")]));
+        // Redelivered in another batch: the same key, though the body (and its digest) differs.
+        let batched = keys(json!([event("2", "1700000000999"), event("1", "1700000000123")]));
+        assert_eq!(batched[1], alone[0]);
+        assert_ne!(batched[0], alone[0]);
+        // A later change of the same ticket is another event.
+        assert_ne!(keys(json!([event("1", "1700000000124")]))[0], alone[0]);
+        let add = json!([{"eventType": "Ticket_Add", "eventTime": "1700000000123", "payload": {"id": "1"}}]);
+        assert_ne!(keys(add)[0], alone[0]);
+    }
+
+    #[test]
     fn malformed_bodies_are_parse_errors() {
         let cases: [(ConnectorKind, &[u8], &str); 6] = [
             (ConnectorKind::Pipedrive, b"not json", "not JSON"),
