@@ -592,12 +592,16 @@ pub fn parse_webhook(
 /// delivery id if the payload has one.
 pub type ParseFn = fn(&Value, &mut Collector) -> Result<Option<String>, ParseError>;
 
+/// One event as a parser collects it: `(entity, id, action, event time, parent id, the
+/// event's own dedupe key)`.
+type CollectedEvent = (String, String, EventAction, Millis, Option<String>, Option<String>);
+
 /// What a connector's parser finds in one delivery.
 pub struct Collector {
     pub(crate) connector: ConnectorKind,
     received_at: Millis,
     /// `(entity, id, action, event time, parent id, the event's own dedupe key)`.
-    events: Vec<(String, String, EventAction, Millis, Option<String>, Option<String>)>,
+    events: Vec<CollectedEvent>,
     pub(crate) unknown_entities: Vec<String>,
 }
 
