@@ -476,8 +476,9 @@ fn parse_time_zone(field: &str, name: &str) -> Result<CronTimeZone, ConfigError>
 #[serde(deny_unknown_fields)]
 pub struct WebhookSection {
     /// How a delivery proves it comes from the vendor; required: `{ type = "basic", username,
-    /// password }` (Pipedrive, HaloPSA), `{ type = "hmac", secret, ... }` (Zoho Desk, signed
-    /// webhooks) or `{ type = "header", header, value }` (HaloPSA). Validation refuses a
+    /// password }` (Pipedrive, HaloPSA), `{ type = "zoho_jwt", webhook_id, jwks_url }` (Zoho
+    /// Desk), `{ type = "hmac", secret, ... }` (signed webhooks, or a relay that re-signs) or
+    /// `{ type = "header", header, value }` (HaloPSA). Validation refuses a
     /// webhook section without it, so after [`SynclineConfig::parse_with_env`] it is `Some`.
     #[serde(default)]
     pub verify: Option<WebhookVerification>,
@@ -506,6 +507,12 @@ impl WebhookSection {
             return Err(field_error(
                 format!("{verify_path}.type"),
                 format!("{why}; write {}", connector.profile().verify_hint),
+            ));
+        }
+        if matches!(verification, WebhookVerification::ZohoJwt(_)) && connector != ConnectorKind::ZohoDesk {
+            return Err(field_error(
+                format!("{verify_path}.type"),
+                format!("zoho_jwt checks zoho desk's tokens only; write {}", connector.profile().verify_hint),
             ));
         }
         verification
@@ -1251,6 +1258,87 @@ connector = "halopsa"
 base_url = "https://acme.halopsa.com/api"
 auth = { type = "client_credentials", token_url = "https://acme.halopsa.com/auth/token", client_id = "a", client_secret = "b" }
 "#;
+
+    const ZOHO: &str = r#"
+[destination]
+url = "duckdb://w.duckdb"
+[state]
+url = "sqlite://s.db"
+[sources.desk]
+connector = "zoho_desk"
+base_url = "https://desk.zoho.eu/api/v1"
+org_id = "298902"
+auth = { type = "oauth2_refresh", token_url = "https://accounts.zoho.eu/oauth/v2/token", client_id = "a", client_secret = "b", refresh_token = "c" }
+"#;
+
+    #[test]
+    fn zoho_jwt_parses_and_defaults_the_jwks_url_to_the_desk_host() {
+        let text = format!("{ZOHO}\n[sources.desk.webhook]\nverify = {{ type = \"zoho_jwt\", webhook_id = \"1892000000612001\" }}\n");
+        let config = SynclineConfig::parse_with_env(&text, env).unwrap();
+        let source = &config.sources["desk"];
+        let verify = source.webhook.as_ref().unwrap().verify.as_ref().unwrap();
+        assert!(!verify.needs_body(), "the token signs no body");
+        let WebhookVerification::ZohoJwt(jwt) = verify else {
+            panic!("{verify:?}");
+        };
+        assert_eq!(
+            jwt.jwks_url_for(&source.base_url).as_deref(),
+            Some("https://desk.zoho.eu/.well-known/jwks.json")
+        );
+        let text = text.replace(
+            "1892000000612001\" }",
+            "1892000000612001\", jwks_url = \"https://keys.example/jwks.json\" }",
+        );
+        let config = SynclineConfig::parse_with_env(&text, env).unwrap();
+        let source = &config.sources["desk"];
+        let Some(WebhookVerification::ZohoJwt(jwt)) = source.webhook.as_ref().unwrap().verify.as_ref() else {
+            panic!("zoho_jwt");
+        };
+        assert_eq!(
+            jwt.jwks_url_for(&source.base_url).as_deref(),
+            Some("https://keys.example/jwks.json")
+        );
+    }
+
+    #[test]
+    fn zoho_jwt_config_errors_name_the_field() {
+        let hook = |verify: &str| format!("{ZOHO}\n[sources.desk.webhook]\nverify = {verify}\n");
+        let missing = SynclineConfig::parse_with_env(&hook("{ type = \"zoho_jwt\" }"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("webhook_id"), "{missing}");
+        let cases = [
+            (
+                hook("{ type = \"zoho_jwt\", webhook_id = \" \" }"),
+                "sources.desk.webhook.verify.webhook_id",
+            ),
+            (
+                hook("{ type = \"zoho_jwt\", webhook_id = \"1\", jwks_url = \"desk.zoho.com\" }"),
+                "sources.desk.webhook.verify.jwks_url",
+            ),
+            (
+                hook("{ type = \"zoho_jwt\", webhook_id = \"1\" }").replace("org_id = \"298902\"\n", ""),
+                "sources.desk.org_id",
+            ),
+            (
+                format!("{MINIMAL}\n[sources.pipedrive.webhook]\nverify = {{ type = \"zoho_jwt\", webhook_id = \"1\" }}\n"),
+                "sources.pipedrive.webhook.verify.type",
+            ),
+            (
+                format!("{HALO}\n[sources.halopsa.webhook]\nverify = {{ type = \"zoho_jwt\", webhook_id = \"1\" }}\n"),
+                "sources.halopsa.webhook.verify.type",
+            ),
+        ];
+        for (text, field) in cases {
+            let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        // A section without verify names zoho_jwt as what to write.
+        let error = SynclineConfig::parse_with_env(&format!("{ZOHO}\n[sources.desk.webhook]\nmax_body_bytes = 10\n"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("zoho_jwt") && error.contains("webhook_id"), "{error}");
+    }
 
     #[test]
     fn webhook_section_without_verification_is_refused() {

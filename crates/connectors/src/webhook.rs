@@ -39,7 +39,8 @@ pub const STANDARD_WEBHOOKS_SIGNATURE_HEADER: &str = "webhook-signature";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WebhookVerification {
-    /// HMAC-SHA256 signature of the raw body (Zoho Desk, generic signers, Standard Webhooks).
+    /// HMAC-SHA256 signature of the raw body (generic signers, Standard Webhooks, or a relay
+    /// that re-signs Zoho Desk deliveries; Zoho Desk itself signs with `zoho_jwt`).
     Hmac(HmacVerification),
     /// HTTP Basic auth (Pipedrive's `http_auth_user` / `http_auth_password`, HaloPSA).
     Basic {
@@ -48,6 +49,9 @@ pub enum WebhookVerification {
         /// The expected password; write `"${PIPEDRIVE_WEBHOOK_PASSWORD}"`.
         password: Secret,
     },
+    /// Zoho Desk's `X-ZDesk-JWT` (RS256, checked against Zoho's published keys); see
+    /// [`crate::zoho_desk::jwt::ZohoJwtVerification`].
+    ZohoJwt(crate::zoho_desk::jwt::ZohoJwtVerification),
     /// A static token in a header (HaloPSA integration webhooks with a custom header).
     Header {
         /// The header name, e.g. `x-halo-secret` (case-insensitive).
@@ -174,17 +178,18 @@ impl WebhookVerification {
         }
     }
 
-    /// True when checking a delivery needs its body (an HMAC signs it). Basic auth and header
-    /// tokens need only the headers: the server checks them before it reads a byte of the
+    /// True when checking a delivery needs its body (an HMAC signs it). Basic auth, header
+    /// tokens and Zoho Desk's JWT (it signs no body) need only the headers: the server checks them before it reads a byte of the
     /// body, so an unauthenticated sender cannot make it buffer one.
     pub fn needs_body(&self) -> bool {
         matches!(self, WebhookVerification::Hmac(_))
     }
 
-    /// The name used in config and logs: `hmac`, `basic` or `header`.
+    /// The name used in config and logs: `hmac`, `basic`, `header` or `zoho_jwt`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             WebhookVerification::Hmac(_) => "hmac",
+            WebhookVerification::ZohoJwt(_) => "zoho_jwt",
             WebhookVerification::Basic { .. } => "basic",
             WebhookVerification::Header { .. } => "header",
         }
@@ -206,6 +211,7 @@ impl WebhookVerification {
             crate::config::check_secret_strength(secret).map_err(|message| (field, message))
         }
         match self {
+            WebhookVerification::ZohoJwt(jwt) => jwt.check(),
             WebhookVerification::Basic { username, password } => {
                 if username.trim().is_empty() {
                     return Err(("username", "is empty; write the user name registered at the vendor".into()));
@@ -308,6 +314,13 @@ pub enum VerifyError {
         /// The configured window.
         tolerance_seconds: u64,
     },
+    /// A Zoho Desk token is refused (see the inner error).
+    #[error("{0}")]
+    Jwt(crate::zoho_desk::jwt::JwtError),
+    /// `zoho_jwt` needs Zoho's keys: the server checks it with a
+    /// [`crate::zoho_desk::jwks::JwksCache`], not with [`verify`].
+    #[error("zoho_jwt verification needs zoho's key set; check it with the source's key cache (syncline serve does)")]
+    KeysNeeded,
     /// The configured Standard Webhooks secret is not base64.
     #[error("the configured webhook secret is not base64; write the secret as the vendor shows it (\"whsec_...\")")]
     InvalidSecret,
@@ -318,6 +331,7 @@ pub enum VerifyError {
 /// comparison of secret material runs in constant time.
 pub fn verify(verification: &WebhookVerification, headers: &HeaderMap, body: &[u8], now: Millis) -> Result<(), VerifyError> {
     match verification {
+        WebhookVerification::ZohoJwt(_) => Err(VerifyError::KeysNeeded),
         WebhookVerification::Basic { username, password } => verify_basic(headers, username, password),
         WebhookVerification::Header { header, value } => {
             let name = header.to_ascii_lowercase();
@@ -557,13 +571,13 @@ pub fn parse_webhook(
     let events = out
         .events
         .into_iter()
-        .map(|(entity, id, action, event_time, parent_id)| WebhookEvent {
+        .map(|(entity, id, action, event_time, parent_id, key)| WebhookEvent {
             source: source.to_string(),
             entity,
             id,
             action,
             event_time,
-            delivery_id: delivery_id.clone(),
+            delivery_id: key.unwrap_or_else(|| delivery_id.clone()),
             parent_id,
         })
         .collect();
@@ -578,12 +592,16 @@ pub fn parse_webhook(
 /// delivery id if the payload has one.
 pub type ParseFn = fn(&Value, &mut Collector) -> Result<Option<String>, ParseError>;
 
+/// One event as a parser collects it: `(entity, id, action, event time, parent id, the
+/// event's own dedupe key)`.
+type CollectedEvent = (String, String, EventAction, Millis, Option<String>, Option<String>);
+
 /// What a connector's parser finds in one delivery.
 pub struct Collector {
     pub(crate) connector: ConnectorKind,
     received_at: Millis,
-    /// `(entity, id, action, event time, parent id)`.
-    events: Vec<(String, String, EventAction, Millis, Option<String>)>,
+    /// `(entity, id, action, event time, parent id, the event's own dedupe key)`.
+    events: Vec<CollectedEvent>,
     pub(crate) unknown_entities: Vec<String>,
 }
 
@@ -592,8 +610,16 @@ impl Collector {
         match entity {
             Some(entity) => self
                 .events
-                .push((entity.to_string(), id, action, time.unwrap_or(self.received_at), None)),
+                .push((entity.to_string(), id, action, time.unwrap_or(self.received_at), None, None)),
             None => self.unknown_entities.push(vendor_name.to_string()),
+        }
+    }
+
+    /// Gives the event pushed last its own dedupe key (used instead of the delivery id), for
+    /// vendors without delivery ids whose events identify themselves.
+    pub(crate) fn set_key_of_last(&mut self, key: String) {
+        if let Some(last) = self.events.last_mut() {
+            last.5 = Some(key);
         }
     }
 
@@ -962,6 +988,27 @@ mod tests {
         assert_eq!(hashed.delivery_id, body_digest(body));
         assert_eq!(hashed.delivery_id.len(), 64);
         assert_eq!(hashed.events[0].delivery_id, hashed.delivery_id);
+    }
+
+    #[test]
+    fn zoho_events_dedupe_by_entity_id_type_and_time() {
+        let event = |id: &str, time: &str| json!({"eventType": "Ticket_Update", "eventTime": time, "payload": {"id": id}});
+        let keys = |body: Value| -> Vec<String> {
+            parse(ConnectorKind::ZohoDesk, &body)
+                .events
+                .into_iter()
+                .map(|event| event.delivery_id)
+                .collect()
+        };
+        let alone = keys(json!([event("1", "1700000000123")]));
+        // Redelivered in another batch: the same key, though the body (and its digest) differs.
+        let batched = keys(json!([event("2", "1700000000999"), event("1", "1700000000123")]));
+        assert_eq!(batched[1], alone[0]);
+        assert_ne!(batched[0], alone[0]);
+        // A later change of the same ticket is another event.
+        assert_ne!(keys(json!([event("1", "1700000000124")]))[0], alone[0]);
+        let add = json!([{"eventType": "Ticket_Add", "eventTime": "1700000000123", "payload": {"id": "1"}}]);
+        assert_ne!(keys(add)[0], alone[0]);
     }
 
     #[test]

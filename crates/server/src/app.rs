@@ -1,6 +1,7 @@
 //! The HTTP surface: `POST /webhooks/{source}`, `POST /sync`, `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`. Every error maps to a status in one place, [`ApiError`]'s `IntoResponse`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +15,9 @@ use axum::{BoxError, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use syncline_connectors::reconcile::SyncMode;
-use syncline_connectors::webhook::{digest_eq, parse_webhook, verify};
+use syncline_connectors::webhook::{digest_eq, parse_webhook, verify, VerifyError, WebhookVerification};
+use syncline_connectors::zoho_desk::jwks::JwksCache;
+use syncline_connectors::SynclineConfig;
 use tokio::sync::Notify;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -36,6 +39,24 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The `X-Sync-Secret` that `/sync` requires; `/sync` is refused without one.
     pub sync_secret: Option<Secret>,
+    /// Zoho Desk key sets, by source name, for sources verified with `zoho_jwt`.
+    pub zoho_keys: HashMap<String, Arc<JwksCache>>,
+}
+
+/// One key-set cache per source whose webhooks are verified with `zoho_jwt` (its `jwks_url`,
+/// else the default for its `base_url`). Nothing is fetched until the first delivery.
+pub fn zoho_key_caches(config: &SynclineConfig) -> HashMap<String, Arc<JwksCache>> {
+    config
+        .sources
+        .iter()
+        .filter_map(|(name, source)| match source.webhook.as_ref()?.verify.as_ref()? {
+            WebhookVerification::ZohoJwt(jwt) => {
+                let url = jwt.jwks_url_for(&source.base_url)?;
+                Some((name.clone(), Arc::new(JwksCache::new(url))))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Everything a handler can answer besides success.
@@ -109,7 +130,7 @@ pub fn router(state: Arc<AppState>, limits: &ListenerLimits) -> Router {
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_requests_in_flight));
     Router::new()
-        .route("/webhooks/{source}", post(receive_webhook).layer(timeout))
+        .route("/webhooks/{source}", post(receive_webhook).get(webhook_handshake).layer(timeout))
         .route("/sync", post(sync))
         .route("/readyz", get(readyz).layer(timeout))
         .route("/metrics", get(metrics).layer(timeout))
@@ -188,7 +209,14 @@ async fn receive_webhook(
     }
     // Schemes that need only the headers are checked before a byte of the body is read.
     if !verification.needs_body() {
-        if let Err(error) = verify(verification, &headers, &[], now_ms()) {
+        let checked = match verification {
+            WebhookVerification::ZohoJwt(jwt) => match (app.zoho_keys.get(&source), source_config.org_id.as_deref()) {
+                (Some(keys), Some(org_id)) => keys.verify(&headers, org_id, &jwt.webhook_id, now_ms()).await,
+                _ => Err(VerifyError::KeysNeeded),
+            },
+            _ => verify(verification, &headers, &[], now_ms()),
+        };
+        if let Err(error) = checked {
             tracing::warn!(source, reason = %error, "webhook verification failed");
             return Err(reject("unauthorized", ApiError::Unauthorized));
         }
@@ -276,6 +304,30 @@ async fn receive_webhook(
         "duplicates": events.len() - stored,
         "ignored": unselected.len() + parsed.unknown_entities.len(),
     })))
+}
+
+/// `GET /webhooks/{source}`: Zoho Desk validates a webhook URL with a GET and wants 200 before
+/// it saves the webhook. Answered for sources verified with `zoho_jwt` only (nothing is read or
+/// stored); other sources answer 405 as before, unknown ones 404.
+async fn webhook_handshake(State(app): State<Arc<AppState>>, Path(source): Path<String>) -> Response {
+    let Some(source_config) = app.sources.config.sources.get(&source) else {
+        return ApiError::UnknownSource.into_response();
+    };
+    let zoho_jwt = source_config
+        .webhook
+        .as_ref()
+        .and_then(|webhook| webhook.verify.as_ref())
+        .is_some_and(|verify| matches!(verify, WebhookVerification::ZohoJwt(_)));
+    if zoho_jwt {
+        (StatusCode::OK, Json(json!({ "ok": true }))).into_response()
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("POST"))],
+            Json(json!({ "error": "webhooks are posted; a GET is answered only for zoho desk sources verified with zoho_jwt" })),
+        )
+            .into_response()
+    }
 }
 
 /// `/sync` query.

@@ -163,6 +163,7 @@ pub async fn start(
             sources: Arc::clone(&sources),
             wake: Arc::clone(&wake),
             sync_secret: options.sync_secret.clone(),
+            zoho_keys: app::zoho_key_caches(&sources.config),
         }),
         &options.limits,
     );

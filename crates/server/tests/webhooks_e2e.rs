@@ -51,7 +51,14 @@ fn pipedrive_simulator() -> SimulatorConfig {
 }
 
 async fn start(simulator_config: SimulatorConfig) -> Env {
+    start_with(simulator_config, None).await
+}
+
+/// `zoho_verify` replaces the Zoho Desk source's `verify = {...}` line.
+async fn start_with(simulator_config: SimulatorConfig, zoho_verify: Option<String>) -> Env {
     let simulator = Simulator::start(simulator_config).await.expect("simulator starts");
+    let zoho_verify = zoho_verify
+        .unwrap_or_else(|| format!("verify = {{ type = \"hmac\", secret = \"{ZOHO_SECRET}\", timestamp_header = \"x-zoho-timestamp\" }}"));
     let credentials = simulator.credentials();
     let dir = tempfile::tempdir().unwrap();
     let auth = match simulator.connector() {
@@ -60,7 +67,7 @@ async fn start(simulator_config: SimulatorConfig) -> Env {
             credentials.api_token.clone().unwrap()
         ),
         _ => format!(
-            "org_id = \"{}\"\nauth = {{ type = \"oauth2_refresh\", token_url = \"{}\", client_id = \"{}\", client_secret = \"{}\", refresh_token = \"{}\" }}\n[sources.crm.webhook]\nverify = {{ type = \"hmac\", secret = \"{ZOHO_SECRET}\", timestamp_header = \"x-zoho-timestamp\" }}",
+            "org_id = \"{}\"\nauth = {{ type = \"oauth2_refresh\", token_url = \"{}\", client_id = \"{}\", client_secret = \"{}\", refresh_token = \"{}\" }}\n[sources.crm.webhook]\n{zoho_verify}",
             credentials.org_id.clone().unwrap(),
             credentials.token_url,
             credentials.client_id,
@@ -612,5 +619,154 @@ async fn a_pipedrive_webhook_refetched_as_deleted_closes_the_record() {
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|version| !version.active), "{rows:?}");
     env.assert_parity("person", None).await;
+    env.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zoho Desk's own webhook authentication: the RS256 JWT in `X-ZDesk-JWT`.
+
+use syncline_simulator::zoho_desk::jwt as sim_jwt;
+
+/// A Zoho Desk server verified with `zoho_jwt`; the key set is found at the default URL (the
+/// simulator's host, from base_url).
+async fn start_zoho_jwt() -> Env {
+    let config = SimulatorConfig::for_connector(Connector::ZohoDesk);
+    let webhook_id = config.webhooks.zoho_webhook_id.clone();
+    start_with(
+        config,
+        Some(format!("verify = {{ type = \"zoho_jwt\", webhook_id = \"{webhook_id}\" }}")),
+    )
+    .await
+}
+
+fn zoho_body(env: &Env, ticket: &Value, event_time: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!([{
+        "eventType": "Ticket_Update",
+        "orgId": env.simulator.credentials().org_id,
+        "eventTime": event_time.to_string(),
+        "payload": ticket,
+    }]))
+    .unwrap()
+}
+
+fn zoho_token(key: usize, iss: &str, aud: &str, iat: i64, exp: i64) -> Vec<(&'static str, String)> {
+    let claims = json!({"iss": iss, "aud": aud, "iat": iat, "exp": exp});
+    vec![("x-zdesk-jwt", sim_jwt::sign_with(key, &claims).unwrap())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_jwt_get_handshake_answers_200() {
+    let env = start_zoho_jwt().await;
+    let response = env.client.get(env.url("/webhooks/crm")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let response = env.client.get(env.url("/webhooks/nope")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    env.shutdown().await;
+    // A source verified otherwise keeps refusing GETs.
+    let env = start(SimulatorConfig::for_connector(Connector::ZohoDesk)).await;
+    let response = env.client.get(env.url("/webhooks/crm")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_jwt_refuses_expired_wrong_audience_wrong_issuer_and_unknown_keys() {
+    let env = start_zoho_jwt().await;
+    let org = env.simulator.credentials().org_id.unwrap();
+    let webhook_id = env.simulator.config().webhooks.zoho_webhook_id.clone();
+    let (iss, aud) = (format!("orgId:{org}"), format!("webhookId:{webhook_id}"));
+    let ticket = env.simulator.truth(Entity::Ticket).unwrap()[0].clone();
+    let now = now_ms() / 1000;
+    let body = zoho_body(&env, &ticket, now_ms());
+    let refused = [
+        ("no token", vec![]),
+        ("expired", zoho_token(0, &iss, &aud, now - 3_600, now - 600)),
+        // Milliseconds are read as milliseconds: expired 10 minutes ago.
+        ("expired (ms)", zoho_token(0, &iss, &aud, (now - 3_600) * 1000, (now - 600) * 1000)),
+        ("wrong aud", zoho_token(0, &iss, "webhookId:999", now, now + 300)),
+        ("wrong iss", zoho_token(0, "orgId:1", &aud, now, now + 300)),
+        ("issued in the future", zoho_token(0, &iss, &aud, now + 3_600, now + 4_000)),
+        // Key 3 is never published by the simulator before two rotations.
+        ("unknown kid", zoho_token(2, &iss, &aud, now, now + 300)),
+    ];
+    for (case, headers) in refused {
+        let (status, answer) = env.post("/webhooks/crm", body.clone(), &headers).await;
+        assert_eq!(status, 401, "{case}: {answer}");
+        assert!(answer.is_empty(), "{case}: a refusal gives no detail: {answer}");
+    }
+    // A signature from another key under the published kid.
+    let mut forged = zoho_token(1, &iss, &aud, now, now + 300);
+    let good = zoho_token(0, &iss, &aud, now, now + 300);
+    let (good_header, _) = good[0].1.split_once('.').unwrap();
+    let (_, rest) = forged[0].1.split_once('.').unwrap();
+    forged[0].1 = format!("{good_header}.{rest}");
+    let (status, _) = env.post("/webhooks/crm", body.clone(), &forged).await;
+    assert_eq!(status, 401, "a signature by another key");
+    assert_eq!(env.state.inbox_stats(now_ms()).await.unwrap().pending, 0);
+    // Within the skew allowance, in milliseconds: accepted.
+    let (status, answer) = env
+        .post(
+            "/webhooks/crm",
+            body.clone(),
+            &zoho_token(0, &iss, &aud, now * 1000, (now - 30) * 1000),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["stored"], 1);
+    // The same event redelivered (a new token, batched with another) dedupes; a later change
+    // of the same ticket does not.
+    let first: Value = serde_json::from_slice(&body).unwrap();
+    let later: Value = serde_json::from_slice(&zoho_body(&env, &ticket, now_ms() + 1_000)).unwrap();
+    let batch = serde_json::to_vec(&json!([first[0], later[0]])).unwrap();
+    let (status, answer) = env.post("/webhooks/crm", batch, &good).await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
+    env.wait_until_applied().await;
+    let id = ticket["id"].as_str().unwrap().to_string();
+    env.assert_parity("ticket", Some(&BTreeSet::from([id]))).await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_jwt_simulator_deliveries_are_accepted_across_a_key_rotation() {
+    let env = start_zoho_jwt().await;
+    env.server
+        .as_ref()
+        .unwrap()
+        .sources()
+        .reconcile("crm", SyncMode::Full)
+        .await
+        .unwrap();
+    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    let delivered = |env: &Env| {
+        let log = env.simulator.webhook_log();
+        let ok = log
+            .iter()
+            .filter(|entry| entry.status == syncline_simulator::DeliveryStatus::Delivered)
+            .count();
+        (ok, log.len())
+    };
+    env.simulator.step_changes(5);
+    env.simulator.flush_webhooks().await;
+    let (ok, all) = delivered(&env);
+    assert!(all >= 5 && ok == all, "signed deliveries are accepted: {ok} of {all}");
+    // Rotate: the next deliveries name a kid the server has not seen; it refetches the JWKS.
+    let old = env.simulator.zoho_key_id();
+    let new = env.simulator.rotate_zoho_key();
+    assert_ne!(old, new);
+    env.simulator.step_changes(5);
+    env.simulator.flush_webhooks().await;
+    let (ok, all) = delivered(&env);
+    assert!(ok == all, "deliveries after the rotation are accepted: {ok} of {all}");
+    env.wait_until_applied().await;
+    for entity in env.config.sources["crm"].selected_entities() {
+        env.assert_parity(entity, None).await;
+    }
     env.shutdown().await;
 }

@@ -291,8 +291,13 @@ pub struct WebhookConfig {
     pub pipedrive_version: PipedriveWebhookVersion,
     /// Pipedrive HTTP Basic auth (Pipedrive's only webhook authentication). `None` sends none.
     pub pipedrive_basic_auth: Option<BasicAuth>,
-    /// Zoho Desk HMAC-SHA256 secret; the hex signature of the raw body goes in `X-Webhook-Signature`.
+    /// HMAC-SHA256 secret of an extra `X-Webhook-Signature` header (hex, of the raw body), as a
+    /// relay that re-signs Zoho Desk deliveries would add. Zoho itself signs with the JWT in
+    /// `X-ZDesk-JWT`, which every delivery carries.
     pub zoho_secret: String,
+    /// The webhook id Zoho Desk would give the subscription: the `aud` of its tokens is
+    /// `webhookId:<this>`.
+    pub zoho_webhook_id: String,
     /// Events per Zoho Desk delivery (Zoho sends arrays; default 1).
     pub zoho_max_events_per_delivery: usize,
     /// HaloPSA webhook authentication.
@@ -319,6 +324,7 @@ impl Default for WebhookConfig {
                 password: "sim-webhook-password".into(),
             }),
             zoho_secret: "sim-zoho-webhook-secret".into(),
+            zoho_webhook_id: "1892000000612001".into(),
             zoho_max_events_per_delivery: 1,
             halopsa_auth: HaloWebhookAuth::Basic {
                 username: "sim-halo-webhook-user".into(),

@@ -567,6 +567,24 @@ fn sim_routes() -> Router<Arc<Shared>> {
         .route("/_sim/changes/step", post(sim_changes_step))
         .route("/_sim/changes/apply", post(sim_changes_apply))
         .route("/_sim/tokens/revoke", post(sim_tokens_revoke))
+        .route("/.well-known/jwks.json", get(zoho_jwks))
+        .route("/_sim/zoho/rotate_key", post(zoho_rotate_key))
+}
+
+/// Zoho Desk's published webhook keys (404 for other connectors).
+async fn zoho_jwks(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.config.connector != Connector::ZohoDesk {
+        return sim_error(StatusCode::NOT_FOUND, "only zoho desk publishes webhook keys".into());
+    }
+    Json(shared.webhooks.zoho_signer().jwks()).into_response()
+}
+
+/// Moves Zoho Desk's webhook signing to the next key; answers the new `kid`.
+async fn zoho_rotate_key(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.config.connector != Connector::ZohoDesk {
+        return sim_error(StatusCode::NOT_FOUND, "only zoho desk signs webhooks with rotating keys".into());
+    }
+    Json(json!({"kid": shared.webhooks.zoho_signer().rotate()})).into_response()
 }
 
 fn set_outage(shared: &Shared, on: bool) -> Json<Value> {
@@ -905,6 +923,17 @@ impl SimulatorHandle {
     /// Revokes all access tokens (and refresh tokens when `include_refresh`).
     pub fn revoke_tokens(&self, include_refresh: bool) {
         self.shared.world().tokens.revoke_all(include_refresh);
+    }
+
+    /// Zoho Desk: moves webhook signing to the next key (the JWKS then lists it and the
+    /// previous one); returns the new `kid`.
+    pub fn rotate_zoho_key(&self) -> &'static str {
+        self.shared.webhooks.zoho_signer().rotate()
+    }
+
+    /// Zoho Desk: the `kid` signing webhooks now.
+    pub fn zoho_key_id(&self) -> &'static str {
+        self.shared.webhooks.zoho_signer().current_kid()
     }
 
     /// Waits until every queued delivery, including retries, is done. Returns at once while

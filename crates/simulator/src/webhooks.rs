@@ -261,6 +261,7 @@ pub struct WebhookEngine {
     wake: Notify,
     client: reqwest::Client,
     config: SimulatorConfig,
+    zoho_signer: zoho_desk::jwt::ZohoSigner,
 }
 
 impl WebhookEngine {
@@ -279,7 +280,13 @@ impl WebhookEngine {
             wake: Notify::new(),
             client,
             config,
+            zoho_signer: zoho_desk::jwt::ZohoSigner::default(),
         })
+    }
+
+    /// The key Zoho Desk deliveries are signed with (and its rotation).
+    pub fn zoho_signer(&self) -> &zoho_desk::jwt::ZohoSigner {
+        &self.zoho_signer
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, EngineState> {
@@ -465,7 +472,14 @@ impl WebhookEngine {
             }
             return;
         };
-        let (body, headers) = render_attempt(&self.config, &pending.outgoing, pending.attempt);
+        let (body, mut headers) = render_attempt(&self.config, &pending.outgoing, pending.attempt);
+        if self.config.connector == Connector::ZohoDesk {
+            // Signed per attempt, as Zoho does: a retry carries a fresh token.
+            let token = self
+                .zoho_signer
+                .token(&self.config.auth.zoho_org_id, &self.config.webhooks.zoho_webhook_id);
+            headers.push((zoho_desk::jwt::JWT_HEADER.to_string(), token));
+        }
         let mut request = self.client.post(&target).body(body);
         for (name, value) in headers {
             request = request.header(name, value);

@@ -1,5 +1,8 @@
-//! Zoho Desk: its entities ([`spec`]) and webhooks ([`webhook`]).
+//! Zoho Desk: its entities ([`spec`]), webhooks ([`webhook`]) and their tokens ([`jwt`], with
+//! the key-set fetch in [`jwks`]).
 
+pub mod jwks;
+pub mod jwt;
 pub mod spec;
 pub mod webhook;
 
@@ -16,7 +19,7 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     accepts_auth: |auth| matches!(auth, AuthConfig::Oauth2Refresh { .. }),
     token_scheme: "Zoho-oauthtoken",
     needs_org_id: true,
-    verify_hint: "verify = { type = \"hmac\", secret = \"${ZOHO_DESK_WEBHOOK_SECRET}\" }",
+    verify_hint: "verify = { type = \"zoho_jwt\", webhook_id = \"<the webhook's id at zoho desk>\" }",
     refuses_verification: any_verification,
     request_cost: one_per_call,
     webhook_format: "a JSON array of events with eventType and payload",

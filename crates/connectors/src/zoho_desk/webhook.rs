@@ -1,4 +1,4 @@
-//! Zoho Desk webhooks: an array of events.
+//! Zoho Desk webhooks: an array of events, each deduped by entity, id, event type and time.
 
 use serde_json::Value;
 use syncline_core::EventAction;
@@ -48,7 +48,18 @@ pub(crate) fn parse(body: &Value, out: &mut Collector) -> Result<Option<String>,
             .get("eventTime")
             .and_then(time_of)
             .or_else(|| object_field(payload, "modifiedTime").and_then(time_of));
-        out.push(Some(entity), subject, id, action, time);
+        out.push(Some(entity), subject, id.clone(), action, time);
+        // Zoho sends no delivery id and delivers at least once: an event is identified by what
+        // it is about and when it happened, so a redelivery (however batched) dedupes and a
+        // later change of the same record does not.
+        let event_time = match event.get("eventTime") {
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.trim().to_string()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        if let Some(event_time) = event_time {
+            out.set_key_of_last(format!("zoho:{entity}:{id}:{event_type}:{event_time}"));
+        }
         if matches!(entity, "thread" | "comment") {
             // Threads and comments are re-fetched under their ticket.
             let parent = object_field(payload, "ticketId")

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 use crate::clock::format_rfc3339_millis;
 use crate::config::SimulatorConfig;
+pub mod jwt;
+
 use crate::entity::Entity;
 use crate::names;
 use crate::store::{ChangeAction, RecordId};
