@@ -538,7 +538,7 @@ pub fn body_digest(body: &[u8]) -> String {
 ///   the payload names it (`merge_what_id`), a delete of the merged-away record. A user
 ///   deactivation arrives as a change and stays an upsert.
 /// - Zoho Desk: an array of `{eventType: "Ticket_Update", payload, eventTime}`.
-/// - HaloPSA: `{id, event, entity, entity_id, action, timestamp, <entity>: record}`.
+/// - HaloPSA: `{id, event, object_id, timestamp, <type>: record}` or an array of them (batched).
 ///
 /// `delivery_header` is a delivery id from a header (e.g. `webhook-id`), used when the payload
 /// has none; without either the delivery id is [`body_digest`]. The event time is the vendor's
