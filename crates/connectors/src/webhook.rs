@@ -970,7 +970,10 @@ mod tests {
         let parsed = parse(ConnectorKind::Pipedrive, &body);
         assert!(parsed.events.is_empty());
         assert_eq!(parsed.unknown_entities, ["activity"]);
-        assert_eq!(parsed.delivery_id, "pipedrive-v2:activity:3:create::d1", "the event id is kept with what the event is");
+        assert_eq!(
+            parsed.delivery_id, "pipedrive-v2:activity:3:create::d1",
+            "the event id is kept with what the event is"
+        );
         let body = json!([{"eventType": "Task_Add", "payload": {"id": "1"}}, {"eventType": "Ticket_Delete", "payload": {"id": "2"}, "eventTime": "1700000000123"}]);
         let parsed = parse(ConnectorKind::ZohoDesk, &body);
         assert_eq!(parsed.unknown_entities, ["Task"]);
