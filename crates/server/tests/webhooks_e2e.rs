@@ -129,6 +129,18 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 impl Env {
+    /// A full reconcile of `crm`, then the simulator's webhooks pointed at the server.
+    async fn load_then_hook(&self) {
+        self.server
+            .as_ref()
+            .unwrap()
+            .sources()
+            .reconcile("crm", SyncMode::Full)
+            .await
+            .unwrap();
+        self.simulator.set_webhook_target(Some(self.url("/webhooks/crm"))).unwrap();
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.server.as_ref().unwrap().local_addr())
     }
@@ -406,14 +418,7 @@ async fn duplicated_reordered_and_late_webhooks_leave_no_phantom_versions() {
         deactivate_user: 0.05,
     };
     let env = start(simulator_config).await;
-    env.server
-        .as_ref()
-        .unwrap()
-        .sources()
-        .reconcile("crm", SyncMode::Full)
-        .await
-        .unwrap();
-    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    env.load_then_hook().await;
     for _ in 0..6 {
         env.simulator.step_changes(50);
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -541,14 +546,7 @@ async fn a_pipedrive_person_merge_closes_the_merged_away_record() {
         password: HOOK_PASSWORD.into(),
     });
     let env = start(simulator_config).await;
-    env.server
-        .as_ref()
-        .unwrap()
-        .sources()
-        .reconcile("crm", SyncMode::Full)
-        .await
-        .unwrap();
-    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    env.load_then_hook().await;
     let persons = env.simulator.truth(Entity::Person).unwrap();
     let loser = persons[0]["id"].as_u64().unwrap();
     let winner = persons[1]["id"].as_u64().unwrap();
@@ -736,14 +734,7 @@ async fn zoho_jwt_refuses_expired_wrong_audience_wrong_issuer_and_unknown_keys()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zoho_jwt_simulator_deliveries_are_accepted_across_a_key_rotation() {
     let env = start_zoho_jwt().await;
-    env.server
-        .as_ref()
-        .unwrap()
-        .sources()
-        .reconcile("crm", SyncMode::Full)
-        .await
-        .unwrap();
-    env.simulator.set_webhook_target(Some(env.url("/webhooks/crm"))).unwrap();
+    env.load_then_hook().await;
     let delivered = |env: &Env| {
         let log = env.simulator.webhook_log();
         let ok = log
