@@ -164,6 +164,13 @@ pub struct EventApplyReport {
     pub transient: Vec<(String, String)>,
     /// What the history writer did.
     pub written: WriteStats,
+    /// Time spent re-fetching the records (milliseconds).
+    pub fetch_ms: u64,
+    /// Time spent waiting for the entity's write lock (a reconcile page or another batch
+    /// writing the same table), in milliseconds.
+    pub lock_wait_ms: u64,
+    /// Time spent planning and writing the batch, lock held (milliseconds).
+    pub write_ms: u64,
 }
 
 /// Everything the worker needs to apply one source's events.
@@ -231,6 +238,8 @@ pub struct BatchWritten {
     pub reopened: usize,
     /// Corrections (see [`count_corrections`]); 0 unless asked for.
     pub healed: usize,
+    /// Time spent waiting for the write lock (milliseconds).
+    pub lock_wait_ms: u64,
 }
 
 /// Plans and writes one batch under the `(source, entity)` write lock: the index is read
@@ -248,7 +257,9 @@ pub async fn write_under_lock(
     if observed.is_empty() {
         return Ok(BatchWritten::default());
     }
+    let waiting = std::time::Instant::now();
     let _writing = target.locks.lock(target.source, spec.name).await;
+    let lock_wait_ms = waiting.elapsed().as_millis() as u64;
     let mut ids: Vec<String> = observed.iter().map(|item| item.observation.id.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -260,7 +271,12 @@ pub async fn write_under_lock(
     let history = history_target(target.config, target.source, spec);
     let mut writer = HistoryWriter::new(target.destination, target.state, history);
     let stats = writer.write(observed, synced_at).await?;
-    Ok(BatchWritten { stats, reopened, healed })
+    Ok(BatchWritten {
+        stats,
+        reopened,
+        healed,
+        lock_wait_ms,
+    })
 }
 
 /// Re-fetches the records of one entity's coalesced events (deletes included: a delete is
@@ -301,6 +317,7 @@ pub async fn apply_entity_events(
     }
 
     let engine = run.engine;
+    let fetching = std::time::Instant::now();
     let fetched: Vec<(usize, Result<Option<Value>, ConnectorError>)> = stream::iter(to_fetch)
         .map(move |(position, path): (usize, String)| async move {
             let body = engine.get(&path, &[], true).await;
@@ -309,6 +326,7 @@ pub async fn apply_entity_events(
         .buffer_unordered(FETCH_CONCURRENCY)
         .collect()
         .await;
+    report.fetch_ms = fetching.elapsed().as_millis() as u64;
     let fetched: Vec<(&CoalescedEvent, Result<Option<Value>, ConnectorError>)> =
         fetched.into_iter().map(|(position, body)| (&events[position], body)).collect();
     // A 5xx after every retry is the record's own trouble when the API answered for others in
@@ -391,10 +409,15 @@ pub async fn apply_entity_events(
         state: run.state,
         locks: run.locks,
     };
-    match write_under_lock(&target, spec, observed.clone(), now, now, None).await {
+    let writing = std::time::Instant::now();
+    let outcome = write_under_lock(&target, spec, observed.clone(), now, now, None).await;
+    let elapsed = writing.elapsed().as_millis() as u64;
+    match outcome {
         Ok(written) => {
             report.written = written.stats;
             report.reopened = written.reopened;
+            report.lock_wait_ms = written.lock_wait_ms;
+            report.write_ms = elapsed.saturating_sub(written.lock_wait_ms);
         }
         Err(error) if error.is_transient() || observed.len() < 2 => {
             if observed.len() == 1 && !error.is_transient() {

@@ -70,6 +70,11 @@ pub struct WorkerOptions {
     pub linger: Duration,
     /// How long applied events are kept to absorb late duplicates before they are pruned.
     pub keep_done: Duration,
+    /// How long the inbox must stay empty before the worker lets go of the warehouse file, so
+    /// readers (the duckdb CLI, dbt) can open it. Releasing after every batch would make each
+    /// next batch reopen (and the release checkpoint) the file: at a steady trickle of webhooks
+    /// that costs more than the batch itself.
+    pub release_after: Duration,
     /// Release every lease when the worker starts: right when this process is the only
     /// worker (an SQLite state store), so events claimed by a crashed run come back at once
     /// instead of when their lease runs out.
@@ -98,6 +103,7 @@ impl Default for WorkerOptions {
             poll_interval: Duration::from_secs(1),
             linger: Duration::from_millis(20),
             keep_done: Duration::from_secs(7 * 24 * 3600),
+            release_after: Duration::from_secs(1),
             release_leases_at_start: false,
             max_event_skew_ms: 60_000,
             transient_backoff: Duration::from_secs(1),
@@ -245,6 +251,8 @@ async fn claim_loop(sources: Arc<Sources>, options: WorkerOptions, wake: Arc<Not
     let idle = Arc::new(Notify::new());
     let busy_lanes = Arc::new(AtomicUsize::new(0));
     let mut wrote = false;
+    // When the inbox was last found with work in it.
+    let mut last_claim = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
@@ -267,22 +275,29 @@ async fn claim_loop(sources: Arc<Sources>, options: WorkerOptions, wake: Arc<Not
             }
         };
         if claimed.is_empty() {
+            let mut nap = options.poll_interval;
             if wrote && busy_lanes.load(Ordering::SeqCst) == 0 {
-                // Idle: let readers (the duckdb CLI, dbt) have the warehouse file.
-                if let Err(error) = sources.destination.release().await {
-                    tracing::warn!(%error, "cannot release the destination");
+                let quiet = last_claim.elapsed();
+                if quiet >= options.release_after {
+                    // Idle: let readers (the duckdb CLI, dbt) have the warehouse file.
+                    if let Err(error) = sources.destination.release().await {
+                        tracing::warn!(%error, "cannot release the destination");
+                    }
+                    wrote = false;
+                } else {
+                    nap = nap.min(options.release_after - quiet);
                 }
-                wrote = false;
             }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = idle.notified() => {}
                 _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(options.poll_interval) => {}
+                _ = tokio::time::sleep(nap) => {}
             }
             continue;
         }
         wrote = true;
+        last_claim = tokio::time::Instant::now();
         let full = claimed.len() >= options.batch_size;
         let mut by_source: BTreeMap<String, Vec<InboxEntry>> = BTreeMap::new();
         for entry in claimed {
@@ -500,6 +515,7 @@ pub async fn apply_batch(
             })
             .collect();
         let coalesced = coalesce(&clamped);
+        let queued_ms = entries.iter().map(|entry| now_ms() - entry.received_at).max().unwrap_or(0).max(0);
         let applied = apply_entity_events(&run, &entity, &coalesced, now_ms()).await;
         let report = match applied {
             Ok(report) => report,
@@ -580,6 +596,10 @@ pub async fn apply_batch(
             transient = report.transient.len(),
             versions = report.written.plan.versions,
             deleted = report.written.plan.deleted,
+            queued_ms,
+            fetch_ms = report.fetch_ms,
+            lock_wait_ms = report.lock_wait_ms,
+            write_ms = report.write_ms,
             "webhook events applied"
         );
     }

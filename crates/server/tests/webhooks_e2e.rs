@@ -123,9 +123,17 @@ max_delay_ms = 20
     }
 }
 
+/// The vendor fixtures: `SYNCLINE_FIXTURES`, else `shared/fixtures` beside the checkout.
+fn fixtures_dir() -> std::path::PathBuf {
+    match std::env::var("SYNCLINE_FIXTURES") {
+        Ok(dir) => dir.into(),
+        Err(_) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+    }
+}
+
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
 impl Env {
@@ -228,7 +236,7 @@ fn now_ms() -> i64 {
 
 /// Every Pipedrive webhook fixture, as `(file, is a delete)`.
 fn pipedrive_webhook_fixtures() -> Vec<(String, bool)> {
-    let dir = format!("{}/../../../shared/fixtures/pipedrive", env!("CARGO_MANIFEST_DIR"));
+    let dir = fixtures_dir().join("pipedrive");
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
