@@ -127,7 +127,8 @@ verify = {{ type = "basic", username = "{USER}", password = "{PASSWORD}" }}
         token = credentials.api_token.clone().unwrap_or_default(),
     );
     let config = SynclineConfig::parse_with_env(&text, |_| None)?;
-    let destination: Arc<dyn Destination> = Arc::new(DuckDbDestination::new(args.dir.join("warehouse.duckdb")));
+    // As `syncline serve` opens it: the file stays open while work keeps coming.
+    let destination: Arc<dyn Destination> = Arc::new(DuckDbDestination::new(args.dir.join("warehouse.duckdb")).holding_file_open());
     let state: Arc<dyn StateStore> = Arc::from(open_state_store(&config.state.url.parse()?).await?);
 
     // The initial load (a full reconcile into empty stores).
