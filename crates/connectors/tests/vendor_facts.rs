@@ -202,6 +202,14 @@ fn function_names() -> std::collections::HashSet<String> {
     names
 }
 
+/// The start of a fact, for messages.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 #[test]
 fn every_vendor_fact_is_exercised_by_a_test_or_documented() {
     let readme = vendor_readme();
@@ -209,13 +217,14 @@ fn every_vendor_fact_is_exercised_by_a_test_or_documented() {
     assert!(facts.len() >= 15, "the vendor README has only {} bullets; is it the right file?", facts.len());
     let functions = function_names();
     let mut problems = Vec::new();
-    for (section, text) in &facts {
+    for (section, full_text) in &facts {
         if !matches!(section.as_str(), "Pipedrive" | "Zoho Desk" | "HaloPSA") {
             continue;
         }
+        let text = short(full_text);
         let mapped: Vec<_> = FACTS
             .iter()
-            .filter(|(fact_section, start, _)| fact_section == section && text.starts_with(start))
+            .filter(|(fact_section, start, _)| fact_section == section && full_text.starts_with(start))
             .collect();
         match mapped.as_slice() {
             [] => problems.push(format!("{section}: no test is mapped to the fact `{text}`; add it to FACTS")),
