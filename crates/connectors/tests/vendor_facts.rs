@@ -19,7 +19,10 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
     (
         "Pipedrive",
         "Every operation carries `x-token-cost`",
-        &[Evidence::Tests(&["token_costs_equal_the_specs_x_token_cost", "pipedrive_costs_follow_the_token_table"])],
+        &[Evidence::Tests(&[
+            "token_costs_equal_the_specs_x_token_cost",
+            "pipedrive_costs_follow_the_token_table",
+        ])],
     ),
     (
         "Pipedrive",
@@ -56,7 +59,10 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
     (
         "Pipedrive",
         "Rate limits:",
-        &[Evidence::Tests(&["rate_limits_server_errors_and_outages_answer_as_configured", "retry_after_never_overflows"])],
+        &[Evidence::Tests(&[
+            "rate_limits_server_errors_and_outages_answer_as_configured",
+            "retry_after_never_overflows",
+        ])],
     ),
     (
         "Zoho Desk",
@@ -67,7 +73,11 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
             "zoho_jwt_parses_and_defaults_the_jwks_url_to_the_desk_host",
         ])],
     ),
-    ("Zoho Desk", "When a webhook is created or updated", &[Evidence::Tests(&["zoho_jwt_get_handshake_answers_200"])]),
+    (
+        "Zoho Desk",
+        "When a webhook is created or updated",
+        &[Evidence::Tests(&["zoho_jwt_get_handshake_answers_200"])],
+    ),
     (
         "Zoho Desk",
         "A delivery must be answered 2xx within **5 seconds**",
@@ -81,7 +91,11 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
             "zoho_webhooks_are_event_arrays_signed_only_with_the_jwt",
         ])],
     ),
-    ("Zoho Desk", "Webhooks need the Professional edition", &[Evidence::Docs("connectors.md", "Professional")]),
+    (
+        "Zoho Desk",
+        "Webhooks need the Professional edition",
+        &[Evidence::Docs("connectors.md", "Professional")],
+    ),
     (
         "Zoho Desk",
         "`GET /tickets`: `from` + `limit`",
@@ -101,7 +115,9 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
     (
         "Zoho Desk",
         "Sub-resources:",
-        &[Evidence::Tests(&["zoho_incremental_run_writes_an_edited_thread_of_a_changed_ticket"])],
+        &[Evidence::Tests(&[
+            "zoho_incremental_run_writes_an_edited_thread_of_a_changed_ticket",
+        ])],
     ),
     (
         "Zoho Desk",
@@ -124,7 +140,9 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
     (
         "Zoho Desk",
         "OAuth: `Authorization: Zoho-oauthtoken",
-        &[Evidence::Tests(&["zoho_refresh_does_not_rotate_by_default_and_refuses_rotated_tokens_when_rotating"])],
+        &[Evidence::Tests(&[
+            "zoho_refresh_does_not_rotate_by_default_and_refuses_rotated_tokens_when_rotating",
+        ])],
     ),
     (
         "HaloPSA",
@@ -146,7 +164,11 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
     ),
     ("HaloPSA", "`/Invoice` has a since-filter", &[Evidence::Tests(&[])]),
     ("HaloPSA", "`/Client` lists `lastupdatefromdate`", &[Evidence::Tests(&[])]),
-    ("HaloPSA", "Rate limit: not published", &[Evidence::Docs("connectors.md", "450 requests")]),
+    (
+        "HaloPSA",
+        "Rate limit: not published",
+        &[Evidence::Docs("connectors.md", "450 requests")],
+    ),
 ];
 
 fn repo_dir() -> PathBuf {
@@ -214,7 +236,11 @@ fn short(text: &str) -> String {
 fn every_vendor_fact_is_exercised_by_a_test_or_documented() {
     let readme = vendor_readme();
     let facts = bullets(&readme);
-    assert!(facts.len() >= 15, "the vendor README has only {} bullets; is it the right file?", facts.len());
+    assert!(
+        facts.len() >= 15,
+        "the vendor README has only {} bullets; is it the right file?",
+        facts.len()
+    );
     let functions = function_names();
     let mut problems = Vec::new();
     for (section, full_text) in &facts {
@@ -230,7 +256,10 @@ fn every_vendor_fact_is_exercised_by_a_test_or_documented() {
             [] => problems.push(format!("{section}: no test is mapped to the fact `{text}`; add it to FACTS")),
             [_, _, ..] => problems.push(format!("{section}: more than one mapping matches `{text}`")),
             [(_, _, evidence)] => {
-                if evidence.iter().all(|item| matches!(item, Evidence::Tests(names) if names.is_empty())) {
+                if evidence
+                    .iter()
+                    .all(|item| matches!(item, Evidence::Tests(names) if names.is_empty()))
+                {
                     problems.push(format!("{section}: nothing exercises `{text}`"));
                 }
                 for item in evidence.iter() {
@@ -252,8 +281,13 @@ fn every_vendor_fact_is_exercised_by_a_test_or_documented() {
         }
     }
     for (section, start, _) in FACTS {
-        if !facts.iter().any(|(fact_section, text)| fact_section == section && text.starts_with(start)) {
-            problems.push(format!("{section}: the mapping `{start}` matches no fact of the vendor README; remove it"));
+        if !facts
+            .iter()
+            .any(|(fact_section, text)| fact_section == section && text.starts_with(start))
+        {
+            problems.push(format!(
+                "{section}: the mapping `{start}` matches no fact of the vendor README; remove it"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

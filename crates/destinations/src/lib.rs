@@ -174,6 +174,28 @@ pub trait Destination: Send + Sync {
     /// Checks a history table against the contract with queries run in the warehouse.
     async fn check_history(&self, table: &str, primary_key: &str, profile: &HistoryProfile) -> Result<HistoryCheck, DestinationError>;
 
+    /// Whether the table holds the version of `id` (the primary key as text) that starts at
+    /// `start`: `None` when it does not (or the table does not exist), else whether that version
+    /// is active. The history writer asks this after a crash, to tell whether a journaled batch
+    /// was committed. The default reads the table's versions; it runs only on that recovery.
+    async fn version_state(
+        &self,
+        table: &str,
+        primary_key: &str,
+        profile: &HistoryProfile,
+        id: &str,
+        start: Millis,
+    ) -> Result<Option<bool>, DestinationError> {
+        if self.table_schema(table, profile).await?.is_none() {
+            return Ok(None);
+        }
+        let versions = self.read_versions(table, primary_key, profile).await?;
+        Ok(versions
+            .iter()
+            .find(|version| version.id == id && version.start == start)
+            .map(|version| version.active))
+    }
+
     /// Ends a busy period: a destination that keeps its connection between batches (DuckDB
     /// opened by [`open_destination_held`]) closes it, so other processes can read the file.
     /// The others have nothing to do.

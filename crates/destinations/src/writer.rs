@@ -2,6 +2,12 @@
 //! applies it to the destination, then updates the index. The index update follows the
 //! destination commit; if the process dies between the two, replaying the batch plans the same
 //! operations again and the destination, which ignores rows it already has, changes nothing.
+//!
+//! That holds for source starts, which a replay plans again to the millisecond. Observed starts
+//! are write times, which a replay would plan anew: so a table with observed starts journals
+//! each batch's index entries in the state store before the destination applies it, and the
+//! next writer of the table, finding the journal, asks the destination whether the batch was
+//! committed and, if it was, writes those entries to the index before it plans anything.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,6 +66,72 @@ pub fn max_start_marker(table: &str) -> String {
 /// start of an earlier write: the versions a `start > max(start)` incremental model skips.
 pub fn late_versions_marker(table: &str) -> String {
     format!("history_late_versions.{table}")
+}
+
+/// The state-store marker journaling the batches of a table with observed starts that the
+/// destination has applied, or is applying, and the index does not hold yet.
+pub fn journal_marker(table: &str) -> String {
+    format!("history_journal.{table}")
+}
+
+/// A batch in the journal: its index entries, and one row that tells whether it was committed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct JournaledBatch {
+    /// An id the batch writes.
+    probe_id: String,
+    /// The start of the probe's row: a new version, or the version the batch closes.
+    probe_start: Millis,
+    /// True when the batch closes that row (then it is committed once the row is inactive);
+    /// false when it inserts it (committed once the row exists).
+    probe_closes: bool,
+    /// The index entries' write time.
+    written_at: Millis,
+    /// `(id, version, terminal)` of every index entry.
+    entries: Vec<(String, JournaledVersion, bool)>,
+}
+
+/// [`CurrentVersion`] as the journal stores it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct JournaledVersion {
+    start: Millis,
+    end: Option<Millis>,
+    row_hash: String,
+    modified: Millis,
+    hashes_at_modified: Vec<String>,
+}
+
+impl JournaledBatch {
+    /// The journal entry of a planned batch; `None` when it changes nothing in the destination.
+    fn of(plan: &Plan, extras: &[(Option<String>, bool)], written_at: Millis) -> Option<Self> {
+        let (probe_id, probe_start, probe_closes) = match (plan.versions.first(), plan.closes.first()) {
+            (Some(version), _) => (version.id.clone(), version.start, false),
+            (None, Some(close)) => (close.id.clone(), close.start, true),
+            (None, None) => return None,
+        };
+        let entries = plan
+            .index
+            .iter()
+            .map(|entry| {
+                let version = &entry.version;
+                let terminal = entry.observation.is_some_and(|index| extras[index].1);
+                let journaled = JournaledVersion {
+                    start: version.start,
+                    end: version.end,
+                    row_hash: version.row_hash.clone(),
+                    modified: version.modified,
+                    hashes_at_modified: version.hashes_at_modified.clone(),
+                };
+                (entry.id.clone(), journaled, terminal)
+            })
+            .collect();
+        Some(Self {
+            probe_id,
+            probe_start,
+            probe_closes,
+            written_at,
+            entries,
+        })
+    }
 }
 
 /// The start setting a table was written with: the stored marker, or `source` for a table
@@ -157,6 +229,8 @@ pub struct PreparedWrite {
 struct PendingIndex {
     entries: Vec<IndexWrite>,
     written_at: Millis,
+    /// True when the batch is in the journal.
+    journaled: bool,
 }
 
 /// Maintains one history table.
@@ -177,6 +251,11 @@ pub struct HistoryWriter<'a> {
     late_versions: u64,
     /// True when `max_start` or `late_versions` moved since they were last stored.
     watermark_dirty: bool,
+    /// Observed starts: the batches applied (or being applied) whose index entries are not
+    /// written yet, as the journal marker holds them.
+    journal: Vec<JournaledBatch>,
+    /// True once this writer has looked for a journal a crashed writer left.
+    journal_checked: bool,
 }
 
 impl<'a> HistoryWriter<'a> {
@@ -193,6 +272,8 @@ impl<'a> HistoryWriter<'a> {
             max_start: Millis::MIN,
             late_versions: 0,
             watermark_dirty: false,
+            journal: Vec::new(),
+            journal_checked: false,
         }
     }
 
@@ -273,7 +354,98 @@ impl<'a> HistoryWriter<'a> {
         if let Some(pending) = self.pending.take() {
             self.write_pending(pending).await?;
         }
+        if !self.journal.is_empty() {
+            self.journal.clear();
+            self.store_journal().await?;
+        }
         Ok(())
+    }
+
+    /// Stores the journal (an empty text when it is empty).
+    async fn store_journal(&self) -> Result<(), WriteError> {
+        let text = if self.journal.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&self.journal).expect("the journal serializes")
+        };
+        let written_at = self.journal.last().map_or(0, |batch| batch.written_at);
+        self.state
+            .set_marker(&self.target.source, &journal_marker(&self.target.table), &text, written_at)
+            .await?;
+        Ok(())
+    }
+
+    /// Looks for the journal of a writer that died after its destination commit: writes the
+    /// index entries of each journaled batch the destination holds (they are in order, so the
+    /// first one it does not hold ends the search), then clears the journal.
+    async fn recover_journal(&mut self) -> Result<(), WriteError> {
+        self.journal_checked = true;
+        let (source, table) = (self.target.source.clone(), self.target.table.clone());
+        let (source, table) = (source.as_str(), table.as_str());
+        let Some(text) = self.state.marker(source, &journal_marker(table)).await? else {
+            return Ok(());
+        };
+        if text.is_empty() {
+            return Ok(());
+        }
+        let batches: Vec<JournaledBatch> = match serde_json::from_str(&text) {
+            Ok(batches) => batches,
+            Err(error) => {
+                tracing::error!(%table, %error, "the history journal is unreadable; ignoring it (a replay may write a duplicate version)");
+                Vec::new()
+            }
+        };
+        let mut restored = 0usize;
+        for batch in batches {
+            let found = self
+                .destination
+                .version_state(
+                    table,
+                    &self.target.primary_key,
+                    &self.target.profile,
+                    &batch.probe_id,
+                    batch.probe_start,
+                )
+                .await?;
+            let committed = match found {
+                Some(active) => !(batch.probe_closes && active),
+                None => false,
+            };
+            if !committed {
+                break;
+            }
+            let newest = batch.entries.iter().map(|(_, version, _)| version.start).max();
+            let entries: Vec<IndexWrite> = batch
+                .entries
+                .into_iter()
+                .map(|(id, version, terminal)| IndexWrite {
+                    id,
+                    version: CurrentVersion {
+                        start: version.start,
+                        end: version.end,
+                        row_hash: version.row_hash,
+                        modified: version.modified,
+                        hashes_at_modified: version.hashes_at_modified,
+                    },
+                    terminal,
+                    record: None,
+                })
+                .collect();
+            restored += entries.len();
+            self.state
+                .write_index(source, &self.target.entity, entries, batch.written_at)
+                .await?;
+            if let Some(newest) = newest {
+                self.refresh_max_start().await?;
+                self.max_start = self.max_start.max(newest);
+                self.watermark_dirty = true;
+            }
+        }
+        if restored > 0 {
+            tracing::warn!(%table, entries = restored, "a batch was committed to the destination but not to the current-record index before the last stop; its index entries were restored from the journal");
+        }
+        self.journal.clear();
+        self.store_journal().await
     }
 
     async fn write_pending(&self, pending: PendingIndex) -> Result<(), StateError> {
@@ -322,6 +494,10 @@ impl<'a> HistoryWriter<'a> {
             observations.push(item.observation);
             extras.push((item.raw, item.terminal));
         }
+        let setting = self.start_setting(synced_at).await?;
+        if setting == StartSetting::Observed && !self.journal_checked {
+            self.recover_journal().await?;
+        }
         let mut ids: Vec<String> = observations.iter().map(|observation| observation.id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -331,7 +507,6 @@ impl<'a> HistoryWriter<'a> {
         }
         drop(ids);
         let read_ms = started.elapsed().as_millis() as u64;
-        let setting = self.start_setting(synced_at).await?;
         self.refresh_max_start().await?;
         let starts = match setting {
             StartSetting::Source => Starts::Source,
@@ -381,7 +556,19 @@ impl<'a> HistoryWriter<'a> {
             schema_changes: batch.schema_changes.len(),
         };
         let started = std::time::Instant::now();
+        // Observed starts: journal the entries before the destination has them (see the module
+        // documentation).
+        let journaled_entry = match self.start {
+            Some(StartSetting::Observed) => JournaledBatch::of(&plan, &extras, batch.synced_at),
+            _ => None,
+        };
+        let journaled = journaled_entry.is_some();
+        if let Some(entry) = journaled_entry {
+            self.journal.push(entry);
+            self.store_journal().await?;
+        }
         let previous = self.pending.take();
+        let previous_journaled = previous.as_ref().is_some_and(|previous| previous.journaled);
         let apply = self.destination.apply(Arc::clone(&batch));
         let (applied, previous_written) = match previous {
             // The previous batch is committed in the destination: its index write may run
@@ -394,6 +581,10 @@ impl<'a> HistoryWriter<'a> {
         };
         applied?;
         previous_written?;
+        if previous_journaled {
+            // in the index now; the stored journal keeps it until the next store, harmlessly
+            self.journal.remove(0);
+        }
         if self.watermark_dirty {
             // After the commit: the marker never names a start the table does not hold.
             self.store_watermark(batch.synced_at).await?;
@@ -422,12 +613,20 @@ impl<'a> HistoryWriter<'a> {
             let pending = PendingIndex {
                 entries,
                 written_at: batch.synced_at,
+                journaled,
             };
             if self.defer_index_writes {
                 self.pending = Some(pending);
             } else {
                 self.write_pending(pending).await?;
+                if journaled {
+                    self.journal.pop();
+                    self.store_journal().await?;
+                }
             }
+        } else if journaled {
+            self.journal.pop();
+            self.store_journal().await?;
         }
         tracing::debug!(
             table = %self.target.table,
@@ -631,6 +830,92 @@ mod tests {
         assert_eq!(deferred.2, immediate.2);
         assert_eq!(deferred.0, immediate.0);
         assert_eq!(deferred.1, immediate.1);
+    }
+
+    fn observed_target() -> HistoryTarget {
+        let mut target = target();
+        target.profile = HistoryProfile::default().with_start(StartSetting::Observed);
+        target
+    }
+
+    #[tokio::test]
+    async fn observed_starts_restore_a_batch_committed_before_a_crash_from_the_journal() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        let all = batches();
+        {
+            let mut writer = HistoryWriter::new(&destination, &state, observed_target()).deferring_index_writes();
+            for (number, batch) in all[..5].iter().enumerate() {
+                writer.write(batch.clone(), 100_000 + number as i64).await.unwrap();
+            }
+            // the process dies: batch 4 is in the destination, its index entries are not
+        }
+        let profile = HistoryProfile::default();
+        let before = destination.read_versions("deal_history", "id", &profile).await.unwrap();
+        // replayed at a later write time, which would be every new version's start
+        let mut writer = HistoryWriter::new(&destination, &state, observed_target());
+        for batch in &all[3..5] {
+            writer.write(batch.clone(), 200_000).await.unwrap();
+        }
+        let after = destination.read_versions("deal_history", "id", &profile).await.unwrap();
+        assert_eq!(after, before, "the replay writes no second version of what the crashed batch wrote");
+        let check = destination.check_history("deal_history", "id", &profile).await.unwrap();
+        assert!(check.is_clean(), "{check:?}");
+        let journal = state.marker("test", &journal_marker("deal_history")).await.unwrap();
+        assert_eq!(journal.as_deref(), Some(""), "the journal is cleared once restored");
+        // later batches go on from the restored index with increasing starts
+        for batch in &all[5..] {
+            writer.write(batch.clone(), 300_000).await.unwrap();
+        }
+        let check = destination.check_history("deal_history", "id", &profile).await.unwrap();
+        assert!(check.is_clean(), "{check:?}");
+    }
+
+    #[tokio::test]
+    async fn a_journaled_batch_the_destination_never_committed_is_dropped() {
+        let directory = tempfile::tempdir().unwrap();
+        let destination = DuckDbDestination::new(directory.path().join("w.duckdb"));
+        let state = SqliteStateStore::in_memory().unwrap();
+        let all = batches();
+        HistoryWriter::new(&destination, &state, observed_target())
+            .write(all[0].clone(), 100_000)
+            .await
+            .unwrap();
+        // id 1 is in neither batch 0 nor batch 1; the journal says a batch wrote it
+        let never_applied = JournaledBatch {
+            probe_id: "1".into(),
+            probe_start: 150_000,
+            probe_closes: false,
+            written_at: 150_000,
+            entries: vec![(
+                "1".into(),
+                JournaledVersion {
+                    start: 150_000,
+                    end: None,
+                    row_hash: "never written".into(),
+                    modified: 1,
+                    hashes_at_modified: Vec::new(),
+                },
+                false,
+            )],
+        };
+        let text = serde_json::to_string(&vec![never_applied]).unwrap();
+        state
+            .set_marker("test", &journal_marker("deal_history"), &text, 150_000)
+            .await
+            .unwrap();
+        HistoryWriter::new(&destination, &state, observed_target())
+            .write(all[1].clone(), 200_000)
+            .await
+            .unwrap();
+        let index = state.all_current_versions("test", "deal").await.unwrap();
+        assert!(
+            !index.contains_key("1"),
+            "an entry of a batch the destination does not hold is not restored"
+        );
+        let journal = state.marker("test", &journal_marker("deal_history")).await.unwrap();
+        assert_eq!(journal.as_deref(), Some(""));
     }
 
     #[tokio::test]

@@ -100,8 +100,7 @@ mod tests {
 
     #[test]
     fn live_fixture_parses_as_a_ticket_upsert() {
-        let dir = std::env::var("SYNCLINE_FIXTURES")
-            .unwrap_or_else(|_| format!("{}/../../../shared/fixtures", env!("CARGO_MANIFEST_DIR")));
+        let dir = std::env::var("SYNCLINE_FIXTURES").unwrap_or_else(|_| format!("{}/../../../shared/fixtures", env!("CARGO_MANIFEST_DIR")));
         let body = std::fs::read_to_string(format!("{dir}/halopsa/webhook_ticket_status_changed_live.json")).expect("fixture readable");
         let parsed = parse(&body);
         assert_eq!(parsed.delivery_id, "8e25bc7b-e07e-4102-9398-5d6647e1e79d");
