@@ -13,11 +13,10 @@
 //! concept: they come from samples kept here beside the registry.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -39,24 +38,6 @@ const MAX_SAMPLES: usize = 500_000;
 /// A float gauge (ages, Unix times).
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// A label value, escaped as the text format wants (`\\`, `\"`, `\n`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct LabelValue(String);
-
-impl EncodeLabelValue for LabelValue {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        for character in self.0.chars() {
-            match character {
-                '\\' => encoder.write_str("\\\\")?,
-                '"' => encoder.write_str("\\\"")?,
-                '\n' => encoder.write_str("\\n")?,
-                other => encoder.write_char(other)?,
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A typed label set that the name-based calls can build from `(key, value)` pairs.
 trait LabelSet: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static {
     /// The label keys, in the order they are rendered.
@@ -67,20 +48,18 @@ trait LabelSet: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet 
 }
 
 /// The value of `key` in `pairs`.
-fn value_of(pairs: &[(&str, &str)], key: &str) -> Option<LabelValue> {
-    pairs
-        .iter()
-        .find(|(name, _)| *name == key)
-        .map(|(_, value)| LabelValue((*value).to_string()))
+fn value_of(pairs: &[(&str, &str)], key: &str) -> Option<String> {
+    pairs.iter().find(|(name, _)| *name == key).map(|(_, value)| (*value).to_string())
 }
 
-/// Declares a label-set struct whose fields are the label keys.
+/// Declares a label-set struct whose fields are the label keys (the encoder escapes the
+/// values).
 macro_rules! label_set {
     ($(#[$doc:meta])* $name:ident { $($key:ident),+ }) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
         struct $name {
-            $($key: LabelValue),+
+            $($key: String),+
         }
 
         impl LabelSet for $name {
@@ -281,7 +260,7 @@ fn declare_families(durability: Durability) -> (Declarations, Histogram) {
     let durability_gauge = Family::<ByLevel, Gauge>::default();
     durability_gauge
         .get_or_create(&ByLevel {
-            level: LabelValue(durability.name().to_string()),
+            level: durability.name().to_string(),
         })
         .set(1);
     families.register(
