@@ -130,7 +130,9 @@ trait Instrument: Send + Sync + std::fmt::Debug {
 
 impl<L: LabelSet> Instrument for Family<L, Counter> {
     fn add(&self, pairs: &[(&str, &str)], amount: u64) -> bool {
-        L::from_pairs(pairs).map(|labels| self.get_or_create(&labels).inc_by(amount)).is_some()
+        L::from_pairs(pairs)
+            .map(|labels| self.get_or_create(&labels).inc_by(amount))
+            .is_some()
     }
 
     fn set_counter(&self, pairs: &[(&str, &str)], value: u64) -> bool {
@@ -408,13 +410,20 @@ impl Metrics {
         let recorded = self.by_name.get(name).is_some_and(|family| action(family.as_ref()));
         if !recorded {
             let keys: Vec<&str> = pairs.iter().map(|(key, _)| *key).collect();
-            tracing::error!(metric = name, call, ?keys, "metric call matches no declared family; nothing recorded");
+            tracing::error!(
+                metric = name,
+                call,
+                ?keys,
+                "metric call matches no declared family; nothing recorded"
+            );
         }
     }
 
     /// Adds to a counter (a whole, non-negative amount).
     pub fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], amount: f64) {
-        self.record("add", name, pairs, |family| count(amount).is_some_and(|amount| family.add(pairs, amount)));
+        self.record("add", name, pairs, |family| {
+            count(amount).is_some_and(|amount| family.add(pairs, amount))
+        });
     }
 
     /// Adds one to a counter.
@@ -562,7 +571,10 @@ mod tests {
         metrics.observe("syncline_webhook_ack_seconds", &[], 0.5);
         let text = metrics.render();
         assert!(text.contains("# TYPE syncline_webhooks_received counter\n"), "{text}");
-        assert!(text.contains("# HELP syncline_webhooks_received Webhook deliveries received, per source.\n"), "{text}");
+        assert!(
+            text.contains("# HELP syncline_webhooks_received Webhook deliveries received, per source.\n"),
+            "{text}"
+        );
         assert!(text.contains("syncline_webhooks_received_total{source=\"crm\"} 2\n"), "{text}");
         assert!(text.contains("syncline_webhooks_rejected_total{source=\"crm\",reason=\"unauthorized\"} 1\n"));
         assert!(text.contains("syncline_inbox_depth 3\n"), "{text}");
@@ -608,7 +620,10 @@ mod tests {
         metrics.set_counter("syncline_api_calls_total", &[("source", "crm")], 42.0);
         assert_eq!(metrics.counter("syncline_api_calls_total", &[("source", "crm")]), 42.0);
         let text = metrics.render();
-        assert!(text.contains("syncline_versions_written_total{source=\"crm\",entity=\"person\"} 2\n"), "{text}");
+        assert!(
+            text.contains("syncline_versions_written_total{source=\"crm\",entity=\"person\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -640,7 +655,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("no help for {name}: {text}"))
                 .to_string()
         };
-        assert!(help("syncline_inbox_durability").contains("durability in force: power_loss"), "{text}");
+        assert!(
+            help("syncline_inbox_durability").contains("durability in force: power_loss"),
+            "{text}"
+        );
         assert!(help("syncline_inbox_durability").contains("synchronous = FULL"), "{text}");
         let text = Metrics::new().render();
         assert!(text.contains("syncline_inbox_durability{level=\"crash\"} 1\n"), "{text}");
@@ -673,6 +691,9 @@ mod tests {
         metrics.increment("syncline_webhooks_received_total", &[("source", "a\"b\\c\nd")]);
         let text = metrics.render();
         assert!(text.contains("source=\"a\\\"b\\\\c\\nd\""), "{text}");
-        assert_eq!(metrics.counter("syncline_webhooks_received_total", &[("source", "a\"b\\c\nd")]), 1.0);
+        assert_eq!(
+            metrics.counter("syncline_webhooks_received_total", &[("source", "a\"b\\c\nd")]),
+            1.0
+        );
     }
 }
