@@ -256,7 +256,7 @@ def report(out_dir, args_path, markdown_path):
     facts = json.load(open(f"{out_dir}/facts.json"))
     load = lambda name: json.load(open(f"{out_dir}/{name}.json"))
     s_rate, s_max, b_rate, b_max = load("syncline.rate"), load("syncline.max"), load("bare.rate"), load("bare.max")
-    p_max = load("syncline_power_loss.max")
+    p_max, p_rate = load("syncline_power_loss.max"), load("syncline_power_loss.rate")
     m = lambda tag: f"{out_dir}/metrics.{tag}.txt"
     row_rate = window(m("before-rate"), m("after-rate"), "syncline_webhook_to_warehouse_seconds")
     row_max = window(m("before-max"), m("after-max"), "syncline_webhook_to_warehouse_seconds")
@@ -342,7 +342,23 @@ def report(out_dir, args_path, markdown_path):
         "re-fetched and skipped as unchanged)",
         "server CPU: /proc/PID/stat utime+stime over the phase, including the drain afterwards",
     ]
-    lines = [row for row, _ in rows] + [""] + [f"- {note}" for note in notes]
+    # Both durabilities side by side: the same load on the same machine, fresh files for each.
+    p_ack_rate = window(m("power_loss.before-rate"), m("power_loss.after-rate"), "syncline_webhook_ack_seconds")
+    p_ack_max = window(m("power_loss.before-max"), m("power_loss.after-max"), "syncline_webhook_ack_seconds")
+    share = lambda run, base: f"{run['rps']:.0f} ({100 * run['rps'] / max(base['rps'], 1):.0f} %)"
+    p50_p99 = lambda run: f"{fmt_ms(run['ack_ms']['p50'])} / {fmt_ms(run['ack_ms']['p99'])}"
+    durability = [
+        f"| `[state] durability` | full speed: webhooks/s | full speed: ack ms p50 / p99 | at {rate}/s: achieved webhooks/s | "
+        f"at {rate}/s: ack ms p50 / p99 (from scheduled send) | server-side ack p99 ms at {rate}/s / full speed (estimate, bucket) | errors (full speed / at {rate}/s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| `crash` (default; SQLite synchronous = NORMAL) | {s_max['rps']:.0f} | {p50_p99(s_max)} | {s_rate['rps']:.0f} | {p50_p99(s_rate)} | "
+        f"{fmt_bucket_ms(ack_rate, 'p99')} / {fmt_bucket_ms(ack_max, 'p99')} | {errors(s_max)} / {errors(s_rate)} |",
+        f"| `power_loss` (SQLite synchronous = FULL) | {share(p_max, s_max)} | {p50_p99(p_max)} | {share(p_rate, s_rate)} | {p50_p99(p_rate)} | "
+        f"{fmt_bucket_ms(p_ack_rate, 'p99')} / {fmt_bucket_ms(p_ack_max, 'p99')} | {errors(p_max)} / {errors(p_rate)} |",
+    ]
+    notes.append("durability: the `power_loss` server runs the same warm-up and phases on fresh files after the default "
+                 "one stopped; its percentages are of the default's figures")
+    lines = [row for row, _ in rows] + [""] + durability + [""] + [f"- {note}" for note in notes]
     text = "\n".join(lines)
     print(text)
     with open(markdown_path, "w") as out:
@@ -501,8 +517,8 @@ wait "$SERVE_PID" 2>/dev/null || true
 
 # ------------------------------------------- syncline, durability = "power_loss"
 # The same server with `[state] durability = "power_loss"` (SQLite synchronous = FULL: a disk
-# flush per inbox commit), fresh files, the full-speed phase only: the cost of surviving a
-# power cut beside the default ("crash").
+# flush per inbox commit), fresh files, the same warm-up, open-loop and full-speed phases (each
+# drained before the next): the cost of surviving a power cut beside the default ("crash").
 POWER_CONFIG="$WORK_DIR/syncline.power_loss.toml"
 sed -e "s#$WORK_DIR/state.db#$WORK_DIR/state.power_loss.db#" \
     -e "s#$WORK_DIR/warehouse.duckdb#$WORK_DIR/warehouse.power_loss.duckdb#" \
@@ -520,9 +536,19 @@ if [ "$WARMUP" -gt 0 ]; then
     run_load syncline_power_loss.warmup "$POWER_BASE/webhooks/pipedrive" --rate "$RATE" --duration "$WARMUP"
     helper drain "$POWER_BASE/metrics" "$DRAIN_TIMEOUT" >/dev/null
 fi
+measure_power_loss_phase() {
+    local phase="$1"
+    shift
+    helper scrape "$POWER_BASE/metrics" "$OUT_DIR/metrics.power_loss.before-$phase.txt"
+    run_load "syncline_power_loss.$phase" "$POWER_BASE/webhooks/pipedrive" "$@"
+    helper drain "$POWER_BASE/metrics" "$DRAIN_TIMEOUT" >/dev/null
+    helper scrape "$POWER_BASE/metrics" "$OUT_DIR/metrics.power_loss.after-$phase.txt"
+}
+progress "  open loop: $DURATION s at $RATE/s"
+measure_power_loss_phase rate --rate "$RATE" --duration "$DURATION"
 progress "  closed loop: $MAX_DURATION s at full speed"
-run_load syncline_power_loss.max "$POWER_BASE/webhooks/pipedrive" --max --duration "$MAX_DURATION"
-helper scrape "$POWER_BASE/metrics" "$OUT_DIR/metrics.power_loss.txt"
+measure_power_loss_phase max --max --duration "$MAX_DURATION"
+cp "$OUT_DIR/metrics.power_loss.after-max.txt" "$OUT_DIR/metrics.power_loss.txt"
 grep -q 'syncline_inbox_durability{level="power_loss"} 1' "$OUT_DIR/metrics.power_loss.txt" || {
     echo "the power_loss server does not report durability power_loss" >&2
     exit 1

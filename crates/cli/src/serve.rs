@@ -83,11 +83,8 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = SynclineConfig::load(&args.config)?;
     let options = server_options(&config, args.listen, args.no_scheduler)?;
     let (state, destination) = open_stores(&config).await?;
-    let durability = config.state.durability();
+    // The server reports `[state] durability` itself (`syncline_inbox_durability`).
     let handle = syncline_server::start(config, options, state, destination).await?;
-    handle
-        .metrics()
-        .set_gauge("syncline_inbox_durability", &[("level", durability.name())], 1.0);
     tracing::info!(
         address = %handle.local_addr(),
         startup_ms = started.elapsed().as_millis() as u64,

@@ -1111,6 +1111,20 @@ auth = { type = "api_token", token = "${PD_TOKEN}" }
     }
 
     #[test]
+    fn state_durability_is_read() {
+        let config = SynclineConfig::parse_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.state.durability(), syncline_state::Durability::Crash, "the default");
+        assert_eq!(config.state.durability().sqlite_synchronous(), "NORMAL");
+        let power_loss = MINIMAL.replace("url = \"sqlite://s.db\"", "url = \"sqlite://s.db\"\ndurability = \"power_loss\"");
+        let config = SynclineConfig::parse_with_env(&power_loss, env).unwrap();
+        assert_eq!(config.state.durability(), syncline_state::Durability::PowerLoss);
+        assert_eq!(config.state.durability().sqlite_synchronous(), "FULL");
+        let wrong = MINIMAL.replace("url = \"sqlite://s.db\"", "url = \"sqlite://s.db\"\ndurability = \"fsync\"");
+        let error = SynclineConfig::parse_with_env(&wrong, env).unwrap_err().to_string();
+        assert!(error.contains("durability") || error.contains("power_loss"), "{error}");
+    }
+
+    #[test]
     fn wrong_values_name_the_field() {
         let cases = [
             (MINIMAL.replace("duckdb://w.duckdb", "mysql://x"), "destination.url"),

@@ -451,5 +451,5 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         Err(error) => tracing::warn!(%error, "cannot read inbox statistics for /metrics"),
     }
     app.sources.publish_api_stats();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response()
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], metrics.render()).into_response()
 }

@@ -4,7 +4,7 @@
 //! - [`worker`]: drains the durable inbox through the history engine;
 //! - [`scheduler`]: cron-driven incremental and full reconciles;
 //! - [`sources`]: one HTTP engine and one lock per source;
-//! - [`metrics`]: the Prometheus registry.
+//! - [`metrics`]: the Prometheus registry (`prometheus-client`), with the durability in force.
 //!
 //! A webhook is acknowledged only after its events are committed to the inbox, and every stored
 //! event is applied: the worker's claims are leases, and the history writer is replay-safe.
@@ -141,7 +141,7 @@ pub async fn start(
         // while it reads (and counts the refusal), so the net sits well above it.
         .saturating_mul(4);
     let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_durability(config.state.durability()));
     let sources = Arc::new(Sources::new(Arc::clone(&config), state, destination, metrics)?);
     let schedules = if options.scheduler {
         Some(scheduler::Schedules::from_config(&config).map_err(ServerError::Schedule)?)

@@ -13,12 +13,15 @@
 //! (PASSIVE) twice a second, so copying pages back and their fsync never stall a commit that
 //! webhook acknowledgements wait for.
 //!
-//! The file runs in WAL mode with `synchronous = NORMAL`: a commit has been written to the WAL
-//! (the operating system holds it) before `inbox_append` returns, so an acknowledged webhook
+//! The file runs in WAL mode. By default (`[state] durability = "crash"`) every connection of
+//! the store runs with `synchronous = NORMAL`: a commit has been written to the WAL (the
+//! operating system holds it) before `inbox_append` returns, so an acknowledged webhook
 //! survives a crash or SIGKILL of the process (a test kills a child process to prove it). Only
 //! a power loss or kernel crash can lose the last commits before the next checkpoint; the
-//! upstream's webhook retries and the reconciler heal that case. `synchronous = FULL` (an fsync
-//! per commit) would close that gap at the cost of a disk flush per batch.
+//! upstream's webhook retries and the reconciler heal that case. `durability = "power_loss"`
+//! sets `synchronous = FULL` on every connection (an fsync of the WAL per commit, so per batch
+//! of the group commit) and closes that gap; `bench/webhooks.sh` shows the cost. The setting
+//! belongs to the connections, not to the file: each open applies it again.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -116,6 +119,8 @@ const LOOKUP_CHUNK: usize = 500;
 #[derive(Clone)]
 pub struct SqliteStateStore {
     connection: Arc<Mutex<Connection>>,
+    /// The connection of the checkpoint thread (none for an in-memory store).
+    checkpoints: Option<Arc<Mutex<Connection>>>,
     /// The group-commit writer of inbox appends (see the module documentation).
     appends: mpsc::Sender<AppendRequest>,
 }
@@ -150,23 +155,39 @@ impl SqliteStateStore {
         }
         crate::private_files::create_private_file(path)
             .map_err(|error| StateError::Task(format!("cannot create {}: {error}", path.display())))?;
-        let connection = Connection::open(path)?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        let connection = open_file_connection(path, synchronous)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", synchronous)?;
         connection.pragma_update(None, "cache_size", -16_000)?;
         // Checkpoints run on a thread of their own (below), never inside a commit that an
         // acknowledgement waits for.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let store = Self::from_connection(connection)?;
-        let checkpoints = Connection::open(path)?;
-        checkpoints.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Self::from_connection(connection)?;
+        let checkpoints = Arc::new(Mutex::new(open_file_connection(path, synchronous)?));
         let alive = Arc::downgrade(&store.connection);
+        let thread_checkpoints = Arc::clone(&checkpoints);
         std::thread::Builder::new()
             .name("syncline-state-checkpoint".into())
-            .spawn(move || run_checkpoints(&checkpoints, &alive))
+            .spawn(move || run_checkpoints(&thread_checkpoints, &alive))
             .map_err(|error| StateError::Task(format!("cannot start the checkpoint thread: {error}")))?;
+        store.checkpoints = Some(checkpoints);
         Ok(store)
+    }
+
+    /// SQLite's `PRAGMA synchronous` of each connection of the store, as SQLite reports it
+    /// (`1` = NORMAL, `2` = FULL): the store's own connection first, then the checkpoint
+    /// thread's (absent for an in-memory store).
+    pub fn synchronous_levels(&self) -> Result<Vec<i64>, StateError> {
+        let mut connections = vec![&self.connection];
+        connections.extend(self.checkpoints.as_ref());
+        connections
+            .into_iter()
+            .map(|connection| {
+                let guard = connection
+                    .lock()
+                    .map_err(|_| StateError::Task("state store lock poisoned".into()))?;
+                Ok(guard.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))?)
+            })
+            .collect()
     }
 
     /// An in-memory store (for tests and dry runs).
@@ -183,7 +204,11 @@ impl SqliteStateStore {
             .name("syncline-inbox-writer".into())
             .spawn(move || run_append_writer(&writer_connection, requests))
             .map_err(|error| StateError::Task(format!("cannot start the inbox writer thread: {error}")))?;
-        Ok(Self { connection, appends })
+        Ok(Self {
+            connection,
+            checkpoints: None,
+            appends,
+        })
     }
 
     async fn with<T, F>(&self, work: F) -> Result<T, StateError>
@@ -287,15 +312,32 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// writers and readers go on meanwhile) until the store is dropped. Doing this here instead of
 /// SQLite's automatic checkpoint keeps the page copying and its fsync out of the commits that
 /// webhook acknowledgements wait for.
-fn run_checkpoints(connection: &Connection, alive: &std::sync::Weak<Mutex<Connection>>) {
+fn run_checkpoints(connection: &Mutex<Connection>, alive: &std::sync::Weak<Mutex<Connection>>) {
+    let checkpoint = |mode: &str| -> Result<(), StateError> {
+        let guard = connection
+            .lock()
+            .map_err(|_| StateError::Task("state store checkpoint lock poisoned".into()))?;
+        guard.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))?;
+        Ok(())
+    };
     while alive.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_INTERVAL);
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        if let Err(error) = checkpoint("PASSIVE") {
             tracing::warn!(%error, "state store checkpoint failed; retrying");
         }
     }
     // The last handle is gone: fold the WAL in for good.
-    let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = checkpoint("TRUNCATE");
+}
+
+/// A connection to the state file with the settings every connection of the store shares: the
+/// busy timeout and the `synchronous` level of the durability in force (a per-connection
+/// setting in SQLite, not stored in the file).
+fn open_file_connection(path: &Path, synchronous: &str) -> Result<Connection, StateError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    Ok(connection)
 }
 
 /// The writer thread of inbox appends: takes every waiting request, commits them in one
@@ -782,6 +824,30 @@ mod tests {
         let store = SqliteStateStore::open(&path).unwrap();
         assert_eq!(store.cursor("s", "deal").await.unwrap().as_deref(), Some("2024-01-01"));
         assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    /// `[state] durability` reaches SQLite: read back with `PRAGMA synchronous` on every
+    /// connection of a store on a real file (1 = NORMAL, 2 = FULL).
+    #[tokio::test]
+    async fn durability_sets_synchronous_on_every_connection() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.db");
+        let power_loss = SqliteStateStore::open_with_durability(&path, Durability::PowerLoss).unwrap();
+        assert_eq!(power_loss.synchronous_levels().unwrap(), vec![2, 2], "power_loss is FULL");
+        power_loss.set_cursor("s", "deal", "c", 1).await.unwrap();
+        drop(power_loss);
+        // The level is a connection setting: the next open with the default is NORMAL again.
+        let default = SqliteStateStore::open(&path).unwrap();
+        assert_eq!(default.synchronous_levels().unwrap(), vec![1, 1], "the default (crash) is NORMAL");
+        assert_eq!(default.cursor("s", "deal").await.unwrap().as_deref(), Some("c"));
+        let crash = SqliteStateStore::open_with_durability(&path, Durability::Crash).unwrap();
+        assert_eq!(crash.synchronous_levels().unwrap(), vec![1, 1]);
+        let journal: String = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        assert_eq!(Durability::default(), Durability::Crash);
     }
 
     #[tokio::test]
