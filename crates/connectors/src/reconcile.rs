@@ -96,9 +96,24 @@ pub struct EntityReport {
     pub elapsed_ms: u64,
     /// The error, when the entity failed.
     pub error: Option<String>,
+    /// True when the entity did not run, or stopped, because the vendor's daily API pool fell
+    /// under the source's `credit_reserve`: not a failure; the next run after the pool refills
+    /// goes on from the cursor.
+    pub deferred: bool,
 }
 
 impl EntityReport {
+    /// `ok`, `failed` or `deferred`: the word the summary, `/sync` and the metrics show.
+    pub fn outcome(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else if self.deferred {
+            "deferred"
+        } else {
+            "ok"
+        }
+    }
+
     /// Adds what one history batch did.
     pub fn add_written(&mut self, written: &BatchWritten) {
         self.new_versions += written.stats.plan.versions;
@@ -228,6 +243,18 @@ pub fn record_modified(record: &Value, spec: &EntitySpec) -> Option<Millis> {
     spec.modified_field
         .and_then(|field| record[field].as_str())
         .and_then(parse_timestamp)
+}
+
+/// True when every field of a (partial) list row equals the same field of the stored record:
+/// the row shows no change. A row with no field, or a stored value that is not an object,
+/// matches nothing.
+pub fn row_matches_stored(row: &Value, stored: &Value) -> bool {
+    let mut row = row.clone();
+    avoid_column_collisions(&mut row);
+    match (&row, stored) {
+        (Value::Object(fields), Value::Object(stored)) => !fields.is_empty() && fields.iter().all(|(key, value)| stored.get(key) == Some(value)),
+        _ => false,
+    }
 }
 
 /// Vendors sometimes send both a flat field and a nested object that flattens onto it (HaloPSA
@@ -382,6 +409,8 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
     };
     engine.start_run();
     let mut reports = Vec::with_capacity(entities.len());
+    // Set once the vendor's pool falls under the source's credit reserve.
+    let mut deferred: Option<String> = None;
     for entity in entities {
         let spec = source_config
             .connector
@@ -403,6 +432,20 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
             reports.push(report);
             continue;
         }
+        if let Some(reason) = &deferred {
+            // The pool is under the reserve: later entities wait for the next run too.
+            let report = EntityReport {
+                source: run.source.to_string(),
+                entity: entity.to_string(),
+                method: run.mode.name().to_string(),
+                deferred: true,
+                ..EntityReport::default()
+            };
+            tracing::warn!(source = run.source, entity, %reason, "entity deferred: the api credit reserve is reached");
+            run.progress.entity_finished(&report);
+            reports.push(report);
+            continue;
+        }
         run.progress.entity_started(run.source, entity);
         let started = Instant::now();
         let calls_before = engine.stats();
@@ -412,11 +455,27 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
             method: run.mode.name().to_string(),
             ..EntityReport::default()
         };
-        let result = sync_entity(&run, source_config, &engine, spec, &mut report).await;
+        let result = match engine.check_credit_reserve() {
+            Ok(()) => sync_entity(&run, source_config, &engine, spec, &mut report).await,
+            Err(error) => Err(error),
+        };
         let calls_after = engine.stats();
         report.calls = calls_after - calls_before;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        if let Err(error) = result {
+        if let Err(error @ ConnectorError::CreditReserve { .. }) = &result {
+            // Not a failure: the credits left belong to the customer's other integrations. What
+            // this entity wrote stays; its cursor did not move, so the next run goes on.
+            tracing::warn!(
+                source = run.source,
+                entity,
+                reason = %error,
+                listed = report.listed,
+                new_versions = report.new_versions,
+                "entity deferred: the api credit reserve is reached"
+            );
+            report.deferred = true;
+            deferred = Some(error.to_string());
+        } else if let Err(error) = result {
             tracing::error!(source = run.source, entity, %error, "entity failed");
             report.error = Some(error.to_string());
         } else {
@@ -522,6 +581,28 @@ impl EntityRun<'_, '_> {
                 .collect()
         } else {
             keyed
+        };
+        let selected = if spec.list_is_partial && spec.modified_field.is_none() {
+            // Partial rows of an entity without a modified time (Zoho Desk threads): only their
+            // content tells a change, so a row whose every field equals the stored record's is
+            // unchanged and costs no detail GET; any other is fetched.
+            let mut kept = Vec::with_capacity(selected.len());
+            for item in selected {
+                let stored = state
+                    .record(self.run.source, spec.name, &item.0)
+                    .await?
+                    .filter(|stored| stored.version.end.is_none())
+                    .and_then(|stored| stored.record)
+                    .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+                if stored.is_some_and(|stored| row_matches_stored(&item.2, &stored)) {
+                    report.unchanged += 1;
+                } else {
+                    kept.push(item);
+                }
+            }
+            kept
+        } else {
+            selected
         };
         let mut observed: Vec<Observed> = Vec::with_capacity(selected.len());
         for (id, _, record) in selected {
@@ -855,48 +936,67 @@ async fn sync_entity(
             let mut stopped_after: Option<String> = None;
             let mut last_parent: Option<String> = None;
             let mut pager = Pager::new(parent, &request);
-            'pages: loop {
-                let Some(parents) = pager.next_page(engine).await? else { break };
-                new_cursor = advance_cursor(new_cursor, parents.iter().filter_map(|record| record_modified(record, parent)));
-                let mut parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
-                parent_ids.sort_by(|a, b| compare_ids(a, b));
-                parent_ids.dedup();
-                for parent_id in parent_ids {
-                    if resume_after
-                        .as_deref()
-                        .is_some_and(|marker| compare_ids(&parent_id, marker) != std::cmp::Ordering::Greater)
-                    {
-                        continue;
-                    }
-                    if mode == SyncMode::Full && engine.stats().calls.saturating_sub(calls_at_start) >= budget {
-                        stopped_after = last_parent.clone().or_else(|| resume_after.clone()).or(Some(String::new()));
-                        break 'pages;
-                    }
-                    let listed = list_children(engine, spec, &parent_id, &params, page_size).await?;
-                    let children: Vec<Value> = listed
-                        .into_iter()
-                        .map(|mut child| {
-                            if let Value::Object(fields) = &mut child {
-                                fields
-                                    .entry(parent_field.clone())
-                                    .or_insert_with(|| Value::String(parent_id.clone()));
+            // Parents come in the listing's order (Zoho Desk tickets by `createdTime`): a resumed
+            // pass skips them up to and including the one the last pass finished with.
+            let mut skipping = resume_after.is_some();
+            let mut parents_done: HashSet<String> = HashSet::new();
+            let listing: Result<(), ConnectorError> = async {
+                'pages: loop {
+                    let Some(parents) = pager.next_page(engine).await? else { break };
+                    new_cursor = advance_cursor(new_cursor, parents.iter().filter_map(|record| record_modified(record, parent)));
+                    let parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
+                    for parent_id in parent_ids {
+                        if skipping {
+                            if resume_after.as_deref() == Some(parent_id.as_str()) {
+                                skipping = false;
                             }
-                            child
-                        })
-                        .collect();
-                    report.listed += children.len();
-                    if mode == SyncMode::Full {
-                        for child in &children {
-                            if let Some(id) = record_id(child, spec.id_field) {
-                                seen.insert(&id);
+                            continue;
+                        }
+                        // Offset pages can show a parent twice when rows shift.
+                        if !parents_done.insert(parent_id.clone()) {
+                            continue;
+                        }
+                        if mode == SyncMode::Full && engine.stats().calls.saturating_sub(calls_at_start) >= budget {
+                            stopped_after = last_parent.clone().or_else(|| resume_after.clone()).or(Some(String::new()));
+                            break 'pages;
+                        }
+                        let listed = list_children(engine, spec, &parent_id, &params, page_size).await?;
+                        let children: Vec<Value> = listed
+                            .into_iter()
+                            .map(|mut child| {
+                                if let Value::Object(fields) = &mut child {
+                                    fields
+                                        .entry(parent_field.clone())
+                                        .or_insert_with(|| Value::String(parent_id.clone()));
+                                }
+                                child
+                            })
+                            .collect();
+                        report.listed += children.len();
+                        if mode == SyncMode::Full {
+                            for child in &children {
+                                if let Some(id) = record_id(child, spec.id_field) {
+                                    seen.insert(&id);
+                                }
                             }
                         }
+                        progress.listed(source, spec.name, report.listed);
+                        entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
+                        last_parent = Some(parent_id);
                     }
-                    progress.listed(source, spec.name, report.listed);
-                    entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
-                    last_parent = Some(parent_id);
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(error @ ConnectorError::CreditReserve { .. }) = &listing {
+                // Deferred mid-listing: the next full pass resumes after the last parent done,
+                // so a listing longer than a day's credits still finishes over several days.
+                if let (SyncMode::Full, Some(after)) = (mode, last_parent.clone().or_else(|| resume_after.clone())) {
+                    tracing::info!(source, entity = spec.name, after, reason = %error, "child listing deferred; the next full run resumes after this parent");
+                    state.set_marker(run.source, &children_marker(spec.name), &after, wall_clock_ms()).await?;
                 }
             }
+            listing?;
             if mode == SyncMode::Full {
                 let now = wall_clock_ms();
                 match &stopped_after {
@@ -1098,6 +1198,17 @@ mod tests {
             ("new".to_string(), Some(1)),
         ];
         assert_eq!(select_changed(&listed, &index), vec![1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_partial_row_matches_the_stored_record_only_when_every_field_is_equal() {
+        let stored = serde_json::json!({"id": "1", "summary": "Any update?", "content": "<p>Any update?</p>", "author": {"name": "A"}});
+        assert!(row_matches_stored(&serde_json::json!({"id": "1", "summary": "Any update?"}), &stored));
+        assert!(row_matches_stored(&serde_json::json!({"id": "1", "author": {"name": "A"}}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1", "summary": "Edited"}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1", "channel": "EMAIL"}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1"}), &Value::Null));
     }
 
     #[test]
