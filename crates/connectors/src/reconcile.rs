@@ -543,14 +543,16 @@ impl EntityRun<'_, '_> {
     /// Compares one page (or chunk) of listed records with the index and writes what is new or
     /// newer: full runs and sub-resources write only what the index does not hold at that
     /// modified time; partial list rows are completed by a detail GET (a row gone or flagged
-    /// deleted by then becomes a delete).
+    /// deleted by then becomes a delete). Returns the newest modified time of the records it
+    /// read, details included: list rows without one (Zoho Desk tickets and contacts) still move
+    /// the cursor.
     async fn apply_listed(
         &self,
         names: &mut Option<FieldNames>,
         records: Vec<Value>,
         observed_at: Millis,
         report: &mut EntityReport,
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<Option<Millis>, ConnectorError> {
         let spec = self.spec;
         let state = self.run.state.as_ref();
         if let Some(current_names) = names.as_mut() {
@@ -605,6 +607,7 @@ impl EntityRun<'_, '_> {
             selected
         };
         let mut observed: Vec<Observed> = Vec::with_capacity(selected.len());
+        let mut newest: Option<Millis> = None;
         for (id, _, record) in selected {
             let mut record = if spec.list_is_partial {
                 // A list row is not the whole record: write what the detail GET returns, so the
@@ -619,6 +622,7 @@ impl EntityRun<'_, '_> {
             } else {
                 record
             };
+            newest = newest.max(record_modified(&record, spec));
             if spec.is_deleted(&record) {
                 observed.push(delete_at(
                     id,
@@ -637,7 +641,8 @@ impl EntityRun<'_, '_> {
                 }
             }
         }
-        self.write(observed, observed_at, report).await
+        self.write(observed, observed_at, report).await?;
+        Ok(newest)
     }
 
     /// The detail record behind a partial list row; `None` when it is gone or must be left out
@@ -878,7 +883,8 @@ async fn sync_entity(
                 }
                 report.listed = records.len();
                 new_cursor = advance_cursor(new_cursor, records.iter().filter_map(|record| record_modified(record, spec)));
-                entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+                let newest = entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+                new_cursor = advance_cursor(new_cursor, newest);
             } else {
                 // Each page is compared and written as it arrives: memory stays flat.
                 let mut pager = Pager::new(spec, &request);
@@ -894,7 +900,8 @@ async fn sync_entity(
                             }
                         }
                     }
-                    entity_run.apply_listed(&mut names, page, page_started, report).await?;
+                    let newest = entity_run.apply_listed(&mut names, page, page_started, report).await?;
+                    new_cursor = advance_cursor(new_cursor, newest);
                 }
                 report.listed = pager.listed();
             }
@@ -981,6 +988,7 @@ async fn sync_entity(
                             }
                         }
                         progress.listed(source, spec.name, report.listed);
+                        // A sub-resource's cursor follows its parents, not its own records.
                         entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
                         last_parent = Some(parent_id);
                     }
@@ -992,7 +1000,7 @@ async fn sync_entity(
                 // Deferred mid-listing: the next full pass resumes after the last parent done,
                 // so a listing longer than a day's credits still finishes over several days.
                 if let (SyncMode::Full, Some(after)) = (mode, last_parent.clone().or_else(|| resume_after.clone())) {
-                    tracing::info!(source, entity = spec.name, after, reason = %error, "child listing deferred; the next full run resumes after this parent");
+                    tracing::info!(source, entity = spec.name, after = %after, reason = %error, "child listing deferred; the next full run resumes after this parent");
                     state.set_marker(run.source, &children_marker(spec.name), &after, wall_clock_ms()).await?;
                 }
             }
