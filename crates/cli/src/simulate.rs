@@ -160,3 +160,34 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     simulator.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn zoho_webhook_id_and_daily_credits_reach_the_simulator_config() {
+        let cli = Cli::parse_from([
+            "simulate",
+            "zoho_desk",
+            "--zoho-webhook-id",
+            "1892000000777001",
+            "--zoho-daily-credits",
+            "5000",
+        ]);
+        let config = build_config(&cli.args).unwrap();
+        assert_eq!(config.webhooks.zoho_webhook_id, "1892000000777001");
+        assert_eq!(config.zoho_daily_credits, 5_000);
+        let cli = Cli::parse_from(["simulate", "zoho_desk", "--zoho-webhook-id", " "]);
+        assert!(build_config(&cli.args).unwrap_err().to_string().contains("--zoho-webhook-id"));
+        // Zoho signs with its JWT only: there is no HMAC secret to set.
+        assert!(Cli::try_parse_from(["simulate", "zoho_desk", "--zoho-webhook-secret", "s"]).is_err());
+    }
+}

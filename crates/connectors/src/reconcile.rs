@@ -752,6 +752,11 @@ fn children_marker(entity: &str) -> String {
     format!("children_after:{entity}")
 }
 
+/// The marker holding the parents' cursor when a full child listing pass began.
+fn children_since_marker(entity: &str) -> String {
+    format!("children_since:{entity}")
+}
+
 fn delete_at(id: String, time: Millis) -> Observed {
     Observed {
         observation: Observation {
@@ -939,6 +944,15 @@ async fn sync_entity(
                 None
             };
             listing_complete = resume_after.is_none();
+            if mode == SyncMode::Full && resume_after.is_none() {
+                // A fresh pass: remember where the parents stood (their cursor), so a pass that
+                // ends in a later run sets the cursor no later than this, and the parents
+                // changed meanwhile have their children listed by the next incremental run.
+                let parent_cursor = state.cursor(run.source, parent.name).await?.unwrap_or_default();
+                state
+                    .set_marker(run.source, &children_since_marker(spec.name), &parent_cursor, wall_clock_ms())
+                    .await?;
+            }
             let calls_at_start = engine.stats().calls;
             let mut stopped_after: Option<String> = None;
             let mut last_parent: Option<String> = None;
@@ -1021,8 +1035,18 @@ async fn sync_entity(
                         state.set_marker(run.source, &children_marker(spec.name), after, now).await?;
                     }
                     None if resume_after.is_some() => {
-                        // The pass that resumed finished: the next one starts from the top.
+                        // The pass that resumed finished: the next one starts from the top. The
+                        // parents it skipped were listed in an earlier run; the cursor goes back
+                        // to where the parents stood when the pass began.
                         state.set_marker(run.source, &children_marker(spec.name), "", now).await?;
+                        let began = state
+                            .marker(run.source, &children_since_marker(spec.name))
+                            .await?
+                            .as_deref()
+                            .and_then(parse_timestamp);
+                        if let Some(began) = began {
+                            new_cursor = Some(new_cursor.map_or(began, |seen| seen.min(began)));
+                        }
                     }
                     None => {}
                 }
@@ -1135,16 +1159,31 @@ pub fn parent_id_field(parent: &EntitySpec) -> String {
 /// small list call), so a skewed local clock cannot hide changes. `None` when the entity has no
 /// modified time or no record.
 async fn upstream_now(engine: &HttpEngine, spec: &EntitySpec) -> Result<Option<Millis>, ConnectorError> {
-    if spec.modified_field.is_none() || spec.sort_modified_descending.is_empty() {
+    if spec.modified_field.is_none() {
         return Ok(None);
     }
+    let (path, params): (String, Vec<(String, String)>) = match spec.since_filter {
+        // A list that cannot sort by modified time (Zoho Desk tickets and contacts): ask its
+        // search endpoint for the newest record of all time.
+        Some(filter @ SinceFilter::ModifiedTimeRange { path, .. }) if spec.sort_modified_descending.is_empty() => {
+            let range = format!("{},{}", format_since(filter, 0), format_since(filter, wall_clock_ms() + 86_400_000));
+            (
+                path.to_string(),
+                vec![("sortBy".into(), "-modifiedTime".into()), ("modifiedTimeRange".into(), range)],
+            )
+        }
+        _ if spec.sort_modified_descending.is_empty() => return Ok(None),
+        _ => (
+            spec.list_path.to_string(),
+            spec.sort_modified_descending
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        ),
+    };
     let request = ListRequest {
-        path: spec.list_path.to_string(),
-        params: spec
-            .sort_modified_descending
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect(),
+        path,
+        params,
         page_size: 1,
         cap: Some(1),
         window: None,
