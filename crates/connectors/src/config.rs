@@ -1363,7 +1363,10 @@ auth = { type = "oauth2_refresh", token_url = "https://accounts.zoho.eu/oauth/v2
         let zoho = ZOHO.replace("org_id = \"298902\"", "org_id = \"298902\"\ncredit_reserve = 5000");
         let config = SynclineConfig::parse_with_env(&zoho, env).unwrap();
         assert_eq!(config.sources["desk"].credit_reserve, Some(5_000));
-        assert_eq!(SynclineConfig::parse_with_env(ZOHO, env).unwrap().sources["desk"].credit_reserve, None);
+        assert_eq!(
+            SynclineConfig::parse_with_env(ZOHO, env).unwrap().sources["desk"].credit_reserve,
+            None
+        );
         for (text, field) in [
             (
                 MINIMAL.replace("connector = \"pipedrive\"", "connector = \"pipedrive\"\ncredit_reserve = 10"),

@@ -252,7 +252,9 @@ pub fn row_matches_stored(row: &Value, stored: &Value) -> bool {
     let mut row = row.clone();
     avoid_column_collisions(&mut row);
     match (&row, stored) {
-        (Value::Object(fields), Value::Object(stored)) => !fields.is_empty() && fields.iter().all(|(key, value)| stored.get(key) == Some(value)),
+        (Value::Object(fields), Value::Object(stored)) => {
+            !fields.is_empty() && fields.iter().all(|(key, value)| stored.get(key) == Some(value))
+        }
         _ => false,
     }
 }
@@ -1015,7 +1017,9 @@ async fn sync_entity(
                 // so a listing longer than a day's credits still finishes over several days.
                 if let (SyncMode::Full, Some(after)) = (mode, last_parent.clone().or_else(|| resume_after.clone())) {
                     tracing::info!(source, entity = spec.name, after = %after, reason = %error, "child listing deferred; the next full run resumes after this parent");
-                    state.set_marker(run.source, &children_marker(spec.name), &after, wall_clock_ms()).await?;
+                    state
+                        .set_marker(run.source, &children_marker(spec.name), &after, wall_clock_ms())
+                        .await?;
                 }
             }
             listing?;
@@ -1250,8 +1254,14 @@ mod tests {
     #[test]
     fn a_partial_row_matches_the_stored_record_only_when_every_field_is_equal() {
         let stored = serde_json::json!({"id": "1", "summary": "Any update?", "content": "<p>Any update?</p>", "author": {"name": "A"}});
-        assert!(row_matches_stored(&serde_json::json!({"id": "1", "summary": "Any update?"}), &stored));
-        assert!(row_matches_stored(&serde_json::json!({"id": "1", "author": {"name": "A"}}), &stored));
+        assert!(row_matches_stored(
+            &serde_json::json!({"id": "1", "summary": "Any update?"}),
+            &stored
+        ));
+        assert!(row_matches_stored(
+            &serde_json::json!({"id": "1", "author": {"name": "A"}}),
+            &stored
+        ));
         assert!(!row_matches_stored(&serde_json::json!({"id": "1", "summary": "Edited"}), &stored));
         assert!(!row_matches_stored(&serde_json::json!({"id": "1", "channel": "EMAIL"}), &stored));
         assert!(!row_matches_stored(&serde_json::json!({}), &stored));

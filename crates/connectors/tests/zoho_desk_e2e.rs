@@ -271,7 +271,10 @@ async fn zoho_credit_reserve_defers_the_rest_of_the_run_and_the_next_run_goes_on
     // Still under the reserve the same day: a run learns the pool from its first answer and
     // defers everything after it.
     let waiting = harness.run(SyncMode::Incremental).await;
-    assert!(waiting[1..].iter().all(|report| report.deferred && report.calls.calls == 0), "{waiting:?}");
+    assert!(
+        waiting[1..].iter().all(|report| report.deferred && report.calls.calls == 0),
+        "{waiting:?}"
+    );
     assert!(harness.simulator.zoho_credits_left() + 3 >= left);
 
     // Each new day refills the pool and the run goes on where the last one stopped (the thread
@@ -283,7 +286,10 @@ async fn zoho_credit_reserve_defers_the_rest_of_the_run_and_the_next_run_goes_on
         assert!(days <= 5, "the run never caught up");
         harness.simulator.advance_clock(Duration::from_secs(86_400));
         let reports = harness.run(SyncMode::Incremental).await;
-        assert!(reports.iter().any(|report| !report.deferred && report.calls.calls > 0), "{reports:?}");
+        assert!(
+            reports.iter().any(|report| !report.deferred && report.calls.calls > 0),
+            "{reports:?}"
+        );
         if reports.iter().all(|report| !report.deferred) {
             let entities = by_entity(&reports);
             assert_eq!(entities["ticket"].method, "incremental");
@@ -308,7 +314,10 @@ async fn zoho_contact_rows_are_partial_and_contacts_search_by_modified_time() {
     config.request_log_limit = 5_000;
     let harness = harness(config, AuthKind::OAuth, "entities = [\"contact\"]").await;
     let first = harness.run(SyncMode::Incremental).await;
-    assert_eq!((first[0].method.as_str(), first[0].fetched, first[0].new_versions), ("full", 150, 150));
+    assert_eq!(
+        (first[0].method.as_str(), first[0].fetched, first[0].new_versions),
+        ("full", 150, 150)
+    );
     harness.assert_matches_truth().await;
     let log = harness.simulator.request_log();
     let lists: Vec<&RequestLogEntry> = log.requests.iter().filter(|request| request.path.ends_with("/contacts")).collect();
@@ -323,10 +332,22 @@ async fn zoho_contact_rows_are_partial_and_contacts_search_by_modified_time() {
             assert!(row.contains_key("createdTime") && row.contains_key("email"));
         }
     }
-    let details = log.requests.iter().filter(|request| request.endpoint.ends_with("/contacts/{id}")).count();
+    let details = log
+        .requests
+        .iter()
+        .filter(|request| request.endpoint.ends_with("/contacts/{id}"))
+        .count();
     assert_eq!(details, 150, "every new contact is fetched by id");
-    let detail = log.requests.iter().find(|request| request.endpoint.ends_with("/contacts/{id}")).unwrap();
-    assert!(detail.body["modifiedTime"].is_string() && detail.body.get("city").is_some(), "{}", detail.body);
+    let detail = log
+        .requests
+        .iter()
+        .find(|request| request.endpoint.ends_with("/contacts/{id}"))
+        .unwrap();
+    assert!(
+        detail.body["modifiedTime"].is_string() && detail.body.get("city").is_some(),
+        "{}",
+        detail.body
+    );
 
     harness.simulator.advance_clock(Duration::from_secs(3_600));
     let changed: Vec<u64> = ids_of(Entity::Contact, &harness).into_iter().step_by(10).collect();
@@ -344,7 +365,11 @@ async fn zoho_contact_rows_are_partial_and_contacts_search_by_modified_time() {
     let reports = harness.run(SyncMode::Incremental).await;
     let contact = &by_entity(&reports)["contact"];
     assert_eq!(contact.method, "incremental");
-    assert_eq!((contact.fetched, contact.new_versions), (changed.len(), changed.len()), "{reports:?}");
+    assert_eq!(
+        (contact.fetched, contact.new_versions),
+        (changed.len(), changed.len()),
+        "{reports:?}"
+    );
     harness.assert_matches_truth().await;
     let log = harness.simulator.request_log();
     let searches: Vec<&RequestLogEntry> = log.requests[before..]
@@ -381,7 +406,11 @@ async fn zoho_incremental_run_writes_an_edited_thread_of_a_changed_ticket() {
     harness.assert_matches_truth().await;
     let unchanged = harness.run(SyncMode::Full).await;
     assert_eq!(totals(&unchanged), (0, 0, 0), "{unchanged:?}");
-    assert_eq!(by_entity(&unchanged)["thread"].fetched, 0, "unchanged rows need no detail: {unchanged:?}");
+    assert_eq!(
+        by_entity(&unchanged)["thread"].fetched,
+        0,
+        "unchanged rows need no detail: {unchanged:?}"
+    );
 
     let threads = harness.simulator.truth(Entity::Thread).unwrap();
     let thread_of = |index: usize| -> (u64, u64) {
@@ -415,10 +444,7 @@ async fn zoho_incremental_run_writes_an_edited_thread_of_a_changed_ticket() {
     harness.assert_matches_truth().await;
 
     // An edited thread of a ticket that did not change waits for the full run, which finds it.
-    let (quiet_edit, quiet_ticket) = (1..threads.len())
-        .map(thread_of)
-        .find(|(_, parent)| *parent != ticket)
-        .unwrap();
+    let (quiet_edit, quiet_ticket) = (1..threads.len()).map(thread_of).find(|(_, parent)| *parent != ticket).unwrap();
     harness
         .simulator
         .apply_change(&ChangeRequest::Update {

@@ -668,7 +668,10 @@ async fn zoho_desk_charges_credits_by_offset_tier_and_refills_daily() {
     let mut config = config(Connector::ZohoDesk, 9);
     config.zoho_daily_credits = 40;
     let simulator = start(config).await;
-    let id = simulator.truth(Entity::Ticket).expect("truth")[0]["id"].as_str().expect("id").to_string();
+    let id = simulator.truth(Entity::Ticket).expect("truth")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     // A list page at offset 0 costs 3, a page past 2,000 costs 5 (an empty page too), a get by
     // id 1; both headers on every answer.
     let mut left = 40;
@@ -681,7 +684,11 @@ async fn zoho_desk_charges_credits_by_offset_tier_and_refills_daily() {
     ] {
         let response = zoho_get(&simulator, &path).await;
         left -= weight;
-        assert!(response.status().is_success() || response.status() == 400, "{path}: {}", response.status());
+        assert!(
+            response.status().is_success() || response.status() == 400,
+            "{path}: {}",
+            response.status()
+        );
         if response.status() == 400 {
             // `from` past the search cap is refused, and costs nothing.
             left += weight;
