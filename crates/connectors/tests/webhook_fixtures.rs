@@ -317,11 +317,13 @@ fn round_trip(config: SimulatorConfig, verification: Option<&WebhookVerification
         }
         // A retry is the same delivery where the vendor gives an id (Pipedrive).
         let (retry_body, retry_headers) = webhooks::render_attempt(&config, outgoing, 2);
-        verify(verification, &header_map(&retry_headers), &retry_body, now).expect("retry verifies");
+        if let Some(verification) = verification {
+            verify(verification, &header_map(&retry_headers), &retry_body, now).expect("retry verifies");
+        }
         let retried = parse_webhook(connector_kind(connector), "sim", &retry_body, None, now).expect("retry parses");
         assert_eq!(retried.delivery_id, parsed.delivery_id);
         // A tampered body does not verify where the body is signed.
-        if matches!(verification, WebhookVerification::Hmac(_)) {
+        if let Some(verification @ WebhookVerification::Hmac(_)) = verification {
             let mut tampered = body.clone();
             tampered.push(b' ');
             assert!(verify(verification, &headers, &tampered, now).is_err());
