@@ -520,7 +520,11 @@ async fn a_zoho_payload_flagged_trashed_closes_the_record_once_confirmed() {
         .await
         .unwrap();
     assert_eq!((refuted.refuted_deletes, refuted.confirmed_deletes), (1, 0), "{refuted:?}");
-    let versions = harness.state.current_versions(SOURCE, "ticket", &[id.clone()]).await.unwrap();
+    let versions = harness
+        .state
+        .current_versions(SOURCE, "ticket", std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert!(active(&versions));
     harness.assert_matches_truth().await;
 
@@ -536,7 +540,11 @@ async fn a_zoho_payload_flagged_trashed_closes_the_record_once_confirmed() {
         .await
         .unwrap();
     assert_eq!(confirmed.confirmed_deletes, 1, "{confirmed:?}");
-    let versions = harness.state.current_versions(SOURCE, "ticket", &[id.clone()]).await.unwrap();
+    let versions = harness
+        .state
+        .current_versions(SOURCE, "ticket", std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert!(!active(&versions));
     harness.assert_matches_truth().await;
 }
