@@ -39,9 +39,13 @@ pub struct SimulateArgs {
     /// Pipedrive webhook HTTP Basic credentials as `user:password`.
     #[arg(long)]
     pub webhook_basic_auth: Option<String>,
-    /// Zoho Desk webhook HMAC secret.
+    /// Zoho Desk: the webhook id the deliveries' JWT names (`aud = webhookId:<id>`); configure
+    /// the same id as `verify = { type = "zoho_jwt", webhook_id = "..." }` in syncline.toml.
     #[arg(long)]
-    pub zoho_webhook_secret: Option<String>,
+    pub zoho_webhook_id: Option<String>,
+    /// Zoho Desk: the portal's daily API credit pool (default 1000000).
+    #[arg(long)]
+    pub zoho_daily_credits: Option<u64>,
     /// Multiplier on the webhook retry schedule (3, 30, 150 s).
     #[arg(long)]
     pub retry_scale: Option<f64>,
@@ -112,8 +116,14 @@ fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
             password: password.to_string(),
         });
     }
-    if let Some(secret) = &args.zoho_webhook_secret {
-        config.webhooks.zoho_secret = secret.clone();
+    if let Some(webhook_id) = &args.zoho_webhook_id {
+        if webhook_id.trim().is_empty() {
+            anyhow::bail!("--zoho-webhook-id is empty; give the id to sign deliveries for, e.g. 1892000000612001");
+        }
+        config.webhooks.zoho_webhook_id = webhook_id.trim().to_string();
+    }
+    if let Some(credits) = args.zoho_daily_credits {
+        config.zoho_daily_credits = credits;
     }
     if let Some(scale) = args.retry_scale {
         config.webhooks.retry_scale = scale;
@@ -149,4 +159,35 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("could not wait for Ctrl-C")?;
     simulator.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn zoho_webhook_id_and_daily_credits_reach_the_simulator_config() {
+        let cli = Cli::parse_from([
+            "simulate",
+            "zoho_desk",
+            "--zoho-webhook-id",
+            "1892000000777001",
+            "--zoho-daily-credits",
+            "5000",
+        ]);
+        let config = build_config(&cli.args).unwrap();
+        assert_eq!(config.webhooks.zoho_webhook_id, "1892000000777001");
+        assert_eq!(config.zoho_daily_credits, 5_000);
+        let cli = Cli::parse_from(["simulate", "zoho_desk", "--zoho-webhook-id", " "]);
+        assert!(build_config(&cli.args).unwrap_err().to_string().contains("--zoho-webhook-id"));
+        // Zoho signs with its JWT only: there is no HMAC secret to set.
+        assert!(Cli::try_parse_from(["simulate", "zoho_desk", "--zoho-webhook-secret", "s"]).is_err());
+    }
 }

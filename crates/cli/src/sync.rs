@@ -150,6 +150,18 @@ pub async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
                 .map(|error| format!("{}.{}: {error}", report.source, report.entity))
         })
         .collect();
+    let deferred: Vec<String> = reports
+        .iter()
+        .filter(|report| report.error.is_none() && report.deferred)
+        .map(|report| format!("{}.{}", report.source, report.entity))
+        .collect();
+    if !deferred.is_empty() {
+        // Not a failure: the rest of the run waits for the vendor's daily pool to refill.
+        eprintln!(
+            "deferred (the api credit reserve is reached; the next run after the pool refills goes on): {}",
+            deferred.join(", ")
+        );
+    }
     if !failed.is_empty() {
         anyhow::bail!("{} of {} entities failed:\n  {}", failed.len(), reports.len(), failed.join("\n  "));
     }
@@ -189,7 +201,10 @@ fn summary_table(reports: &[EntityReport]) -> String {
                 report.calls.calls.to_string(),
                 report.calls.cost.to_string(),
                 format!("{:.1}s", report.elapsed_ms as f64 / 1000.0),
-                if report.error.is_some() { "FAILED".into() } else { "ok".into() },
+                match report.outcome() {
+                    "failed" => "FAILED".into(),
+                    other => other.to_string(),
+                },
             ]
         })
         .collect();
@@ -275,9 +290,10 @@ impl Progress for TerminalProgress {
     fn entity_finished(&self, report: &EntityReport) {
         if let Ok(mut bars) = self.bars.lock() {
             if let Some(bar) = bars.remove(&format!("{}.{}", report.source, report.entity)) {
-                let message = match &report.error {
-                    Some(_) => "failed".to_string(),
-                    None => format!(
+                let message = match (&report.error, report.deferred) {
+                    (Some(_), _) => "failed".to_string(),
+                    (None, true) => "deferred: the api credit reserve is reached".to_string(),
+                    (None, false) => format!(
                         "{} listed, {} new versions, {} deleted, {} calls",
                         report.listed, report.new_versions, report.deleted, report.calls.calls
                     ),
@@ -311,6 +327,30 @@ mod tests {
         assert!(table.lines().next().unwrap().contains("new versions"));
         assert!(table.contains("pipedrive  deal"));
         assert!(table.lines().last().unwrap().starts_with("total"));
+        let outcomes = |reports: &[EntityReport]| -> Vec<String> {
+            summary_table(reports)
+                .lines()
+                .skip(1)
+                .filter(|line| !line.starts_with("total"))
+                .map(|line| line.split_whitespace().last().unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(outcomes(&reports), ["ok"]);
+        let deferred = vec![
+            EntityReport {
+                source: "desk".into(),
+                entity: "ticket".into(),
+                deferred: true,
+                ..EntityReport::default()
+            },
+            EntityReport {
+                source: "desk".into(),
+                entity: "thread".into(),
+                error: Some("boom".into()),
+                ..EntityReport::default()
+            },
+        ];
+        assert_eq!(outcomes(&deferred), ["deferred", "FAILED"]);
     }
 
     #[test]

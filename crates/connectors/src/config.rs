@@ -580,6 +580,15 @@ pub struct SourceConfig {
     /// of `request_budget`.
     #[serde(default)]
     pub child_list_budget: Option<u64>,
+    /// Zoho Desk only: API credits to leave in the portal's daily pool for the customer's other
+    /// integrations (the pool is shared). syncline reads what is left from
+    /// `X-Rate-Limit-Remaining-v3` on every response; once it falls below this, no further
+    /// request is sent: the run stops and reports the current entity and every later one as
+    /// deferred (not failed), webhook re-fetches wait in the inbox, and the next run after the
+    /// pool refills goes on from the cursors. Unset: no reserve. Refused for connectors whose
+    /// vendor reports no remaining credits.
+    #[serde(default)]
+    pub credit_reserve: Option<u64>,
     /// Retries of 429, 5xx and timeouts.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -873,6 +882,15 @@ impl SourceConfig {
             return Err(field_error(
                 format!("{path}.request_budget"),
                 "must be at least 1; remove it for the default 100000",
+            ));
+        }
+        if self.credit_reserve.is_some() && self.connector.profile().remaining_credits_header.is_none() {
+            return Err(field_error(
+                format!("{path}.credit_reserve"),
+                format!(
+                    "{} reports no remaining api credits, so a reserve cannot be kept; remove credit_reserve (only zoho_desk sources take it)",
+                    self.connector.name()
+                ),
             ));
         }
         if self.retry.max_attempts == 0 {
@@ -1352,6 +1370,30 @@ auth = { type = "oauth2_refresh", token_url = "https://accounts.zoho.eu/oauth/v2
             .unwrap_err()
             .to_string();
         assert!(error.contains("zoho_jwt") && error.contains("webhook_id"), "{error}");
+    }
+
+    #[test]
+    fn credit_reserve_is_read_for_zoho_and_refused_elsewhere() {
+        let zoho = ZOHO.replace("org_id = \"298902\"", "org_id = \"298902\"\ncredit_reserve = 5000");
+        let config = SynclineConfig::parse_with_env(&zoho, env).unwrap();
+        assert_eq!(config.sources["desk"].credit_reserve, Some(5_000));
+        assert_eq!(
+            SynclineConfig::parse_with_env(ZOHO, env).unwrap().sources["desk"].credit_reserve,
+            None
+        );
+        for (text, field) in [
+            (
+                MINIMAL.replace("connector = \"pipedrive\"", "connector = \"pipedrive\"\ncredit_reserve = 10"),
+                "sources.pipedrive.credit_reserve",
+            ),
+            (
+                HALO.replace("connector = \"halopsa\"", "connector = \"halopsa\"\ncredit_reserve = 10"),
+                "sources.halopsa.credit_reserve",
+            ),
+        ] {
+            let error = SynclineConfig::parse_with_env(&text, env).unwrap_err().to_string();
+            assert!(error.contains(field) && error.contains("remove credit_reserve"), "{error}");
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::config::{AuthConfig, RetryConfig, Secret, SourceConfig};
 use crate::spec::ConnectorKind;
 use crate::ConnectorError;
 
+/// [`HttpEngine::remaining_credits`] before the vendor reported anything.
+const NO_REPORT: u64 = u64::MAX;
+
 /// The state-store token name of a rotated refresh token.
 pub const REFRESH_TOKEN_NAME: &str = "oauth_refresh_token";
 
@@ -86,6 +89,10 @@ pub struct HttpEngine {
     cost: AtomicU64,
     rate_limited: AtomicU64,
     token_refreshes: AtomicU64,
+    /// The vendor's last word on its daily pool ([`NO_REPORT`] until it said something).
+    remaining_credits: AtomicU64,
+    /// The source's `credit_reserve`.
+    credit_reserve: Option<u64>,
     state: Arc<dyn StateStore>,
     jitter: std::sync::Mutex<StdRng>,
 }
@@ -151,6 +158,8 @@ impl HttpEngine {
             cost: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             token_refreshes: AtomicU64::new(0),
+            remaining_credits: AtomicU64::new(NO_REPORT),
+            credit_reserve: config.credit_reserve,
             state,
             jitter: std::sync::Mutex::new(StdRng::seed_from_u64(
                 std::time::SystemTime::now()
@@ -189,6 +198,43 @@ impl HttpEngine {
     /// The request budget of one run.
     pub fn budget(&self) -> u64 {
         self.budget
+    }
+
+    /// What the vendor last reported left of its daily API pool (Zoho Desk credits, from
+    /// `X-Rate-Limit-Remaining-v3` on every response); `None` before any report, or for a
+    /// vendor that sends none.
+    pub fn remaining_credits(&self) -> Option<u64> {
+        match self.remaining_credits.load(Ordering::Relaxed) {
+            NO_REPORT => None,
+            remaining => Some(remaining),
+        }
+    }
+
+    /// Refuses a request while the vendor's last report of its pool is under the source's
+    /// `credit_reserve`: the credits left belong to the customer's other integrations.
+    pub fn check_credit_reserve(&self) -> Result<(), ConnectorError> {
+        match (self.credit_reserve, self.remaining_credits()) {
+            (Some(reserve), Some(remaining)) if remaining < reserve => Err(ConnectorError::CreditReserve {
+                source_name: self.source.clone(),
+                remaining,
+                reserve,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the vendor's remaining-pool header of a response, when the connector has one.
+    fn note_remaining_credits(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(name) = self.connector.profile().remaining_credits_header else {
+            return;
+        };
+        let reported = headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        if let Some(remaining) = reported {
+            self.remaining_credits.store(remaining.min(NO_REPORT - 1), Ordering::Relaxed);
+        }
     }
 
     fn take_budget(&self) -> Result<(), ConnectorError> {
@@ -340,6 +386,7 @@ impl HttpEngine {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            self.check_credit_reserve()?;
             let (access_token, generation) = self.access_token().await?;
             self.take_budget()?;
             let mut request = self.client.get(&url).query(query);
@@ -365,10 +412,12 @@ impl HttpEngine {
                     continue;
                 }
             };
+            self.note_remaining_credits(response.headers());
             let status = response.status().as_u16();
             match status {
                 200..=299 => {
-                    self.cost.fetch_add(self.connector.request_cost(path, is_detail), Ordering::Relaxed);
+                    self.cost
+                        .fetch_add(self.connector.request_cost(path, query, is_detail), Ordering::Relaxed);
                     if status == 204 {
                         return Ok(None);
                     }

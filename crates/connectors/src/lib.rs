@@ -71,6 +71,17 @@ pub enum ConnectorError {
         /// The budget.
         budget: u64,
     },
+    /// The vendor's daily API pool fell under the source's `credit_reserve`: nothing more is
+    /// requested until it refills, so the customer's other integrations keep their credits.
+    #[error("source {source_name} has {remaining} api credits left today, under its credit_reserve of {reserve}; the rest of the run is deferred until the pool refills (lower credit_reserve to spend more)")]
+    CreditReserve {
+        /// The source.
+        source_name: String,
+        /// Credits left, as the vendor last reported them.
+        remaining: u64,
+        /// The configured reserve.
+        reserve: u64,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(#[from] syncline_state::StateError),
@@ -95,6 +106,7 @@ impl ConnectorError {
             ConnectorError::Unavailable(_)
             | ConnectorError::RateLimited { .. }
             | ConnectorError::BudgetExhausted { .. }
+            | ConnectorError::CreditReserve { .. }
             | ConnectorError::State(_) => true,
             ConnectorError::Write(error) => !matches!(error, syncline_destinations::WriteError::Core(_)),
             ConnectorError::Http(_)

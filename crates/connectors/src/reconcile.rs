@@ -96,9 +96,24 @@ pub struct EntityReport {
     pub elapsed_ms: u64,
     /// The error, when the entity failed.
     pub error: Option<String>,
+    /// True when the entity did not run, or stopped, because the vendor's daily API pool fell
+    /// under the source's `credit_reserve`: not a failure; the next run after the pool refills
+    /// goes on from the cursor.
+    pub deferred: bool,
 }
 
 impl EntityReport {
+    /// `ok`, `failed` or `deferred`: the word the summary, `/sync` and the metrics show.
+    pub fn outcome(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else if self.deferred {
+            "deferred"
+        } else {
+            "ok"
+        }
+    }
+
     /// Adds what one history batch did.
     pub fn add_written(&mut self, written: &BatchWritten) {
         self.new_versions += written.stats.plan.versions;
@@ -228,6 +243,20 @@ pub fn record_modified(record: &Value, spec: &EntitySpec) -> Option<Millis> {
     spec.modified_field
         .and_then(|field| record[field].as_str())
         .and_then(parse_timestamp)
+}
+
+/// True when every field of a (partial) list row equals the same field of the stored record:
+/// the row shows no change. A row with no field, or a stored value that is not an object,
+/// matches nothing.
+pub fn row_matches_stored(row: &Value, stored: &Value) -> bool {
+    let mut row = row.clone();
+    avoid_column_collisions(&mut row);
+    match (&row, stored) {
+        (Value::Object(fields), Value::Object(stored)) => {
+            !fields.is_empty() && fields.iter().all(|(key, value)| stored.get(key) == Some(value))
+        }
+        _ => false,
+    }
 }
 
 /// Vendors sometimes send both a flat field and a nested object that flattens onto it (HaloPSA
@@ -382,6 +411,8 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
     };
     engine.start_run();
     let mut reports = Vec::with_capacity(entities.len());
+    // Set once the vendor's pool falls under the source's credit reserve.
+    let mut deferred: Option<String> = None;
     for entity in entities {
         let spec = source_config
             .connector
@@ -403,6 +434,20 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
             reports.push(report);
             continue;
         }
+        if let Some(reason) = &deferred {
+            // The pool is under the reserve: later entities wait for the next run too.
+            let report = EntityReport {
+                source: run.source.to_string(),
+                entity: entity.to_string(),
+                method: run.mode.name().to_string(),
+                deferred: true,
+                ..EntityReport::default()
+            };
+            tracing::warn!(source = run.source, entity, %reason, "entity deferred: the api credit reserve is reached");
+            run.progress.entity_finished(&report);
+            reports.push(report);
+            continue;
+        }
         run.progress.entity_started(run.source, entity);
         let started = Instant::now();
         let calls_before = engine.stats();
@@ -412,11 +457,27 @@ pub async fn sync_source(run: SourceRun<'_>) -> Vec<EntityReport> {
             method: run.mode.name().to_string(),
             ..EntityReport::default()
         };
-        let result = sync_entity(&run, source_config, &engine, spec, &mut report).await;
+        let result = match engine.check_credit_reserve() {
+            Ok(()) => sync_entity(&run, source_config, &engine, spec, &mut report).await,
+            Err(error) => Err(error),
+        };
         let calls_after = engine.stats();
         report.calls = calls_after - calls_before;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        if let Err(error) = result {
+        if let Err(error @ ConnectorError::CreditReserve { .. }) = &result {
+            // Not a failure: the credits left belong to the customer's other integrations. What
+            // this entity wrote stays; its cursor did not move, so the next run goes on.
+            tracing::warn!(
+                source = run.source,
+                entity,
+                reason = %error,
+                listed = report.listed,
+                new_versions = report.new_versions,
+                "entity deferred: the api credit reserve is reached"
+            );
+            report.deferred = true;
+            deferred = Some(error.to_string());
+        } else if let Err(error) = result {
             tracing::error!(source = run.source, entity, %error, "entity failed");
             report.error = Some(error.to_string());
         } else {
@@ -484,14 +545,16 @@ impl EntityRun<'_, '_> {
     /// Compares one page (or chunk) of listed records with the index and writes what is new or
     /// newer: full runs and sub-resources write only what the index does not hold at that
     /// modified time; partial list rows are completed by a detail GET (a row gone or flagged
-    /// deleted by then becomes a delete).
+    /// deleted by then becomes a delete). Returns the newest modified time of the records it
+    /// read, details included: list rows without one (Zoho Desk tickets and contacts) still move
+    /// the cursor.
     async fn apply_listed(
         &self,
         names: &mut Option<FieldNames>,
         records: Vec<Value>,
         observed_at: Millis,
         report: &mut EntityReport,
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<Option<Millis>, ConnectorError> {
         let spec = self.spec;
         let state = self.run.state.as_ref();
         if let Some(current_names) = names.as_mut() {
@@ -523,7 +586,30 @@ impl EntityRun<'_, '_> {
         } else {
             keyed
         };
+        let selected = if spec.list_is_partial && spec.modified_field.is_none() {
+            // Partial rows of an entity without a modified time (Zoho Desk threads): only their
+            // content tells a change, so a row whose every field equals the stored record's is
+            // unchanged and costs no detail GET; any other is fetched.
+            let mut kept = Vec::with_capacity(selected.len());
+            for item in selected {
+                let stored = state
+                    .record(self.run.source, spec.name, &item.0)
+                    .await?
+                    .filter(|stored| stored.version.end.is_none())
+                    .and_then(|stored| stored.record)
+                    .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+                if stored.is_some_and(|stored| row_matches_stored(&item.2, &stored)) {
+                    report.unchanged += 1;
+                } else {
+                    kept.push(item);
+                }
+            }
+            kept
+        } else {
+            selected
+        };
         let mut observed: Vec<Observed> = Vec::with_capacity(selected.len());
+        let mut newest: Option<Millis> = None;
         for (id, _, record) in selected {
             let mut record = if spec.list_is_partial {
                 // A list row is not the whole record: write what the detail GET returns, so the
@@ -538,6 +624,7 @@ impl EntityRun<'_, '_> {
             } else {
                 record
             };
+            newest = newest.max(record_modified(&record, spec));
             if spec.is_deleted(&record) {
                 observed.push(delete_at(
                     id,
@@ -556,7 +643,8 @@ impl EntityRun<'_, '_> {
                 }
             }
         }
-        self.write(observed, observed_at, report).await
+        self.write(observed, observed_at, report).await?;
+        Ok(newest)
     }
 
     /// The detail record behind a partial list row; `None` when it is gone or must be left out
@@ -664,6 +752,11 @@ const CLOSE_CHUNK: usize = 1_000;
 /// The marker holding where a budgeted child listing stopped (the last parent done).
 fn children_marker(entity: &str) -> String {
     format!("children_after:{entity}")
+}
+
+/// The marker holding the parents' cursor when a full child listing pass began.
+fn children_since_marker(entity: &str) -> String {
+    format!("children_since:{entity}")
 }
 
 fn delete_at(id: String, time: Millis) -> Observed {
@@ -797,7 +890,8 @@ async fn sync_entity(
                 }
                 report.listed = records.len();
                 new_cursor = advance_cursor(new_cursor, records.iter().filter_map(|record| record_modified(record, spec)));
-                entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+                let newest = entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+                new_cursor = advance_cursor(new_cursor, newest);
             } else {
                 // Each page is compared and written as it arrives: memory stays flat.
                 let mut pager = Pager::new(spec, &request);
@@ -813,7 +907,8 @@ async fn sync_entity(
                             }
                         }
                     }
-                    entity_run.apply_listed(&mut names, page, page_started, report).await?;
+                    let newest = entity_run.apply_listed(&mut names, page, page_started, report).await?;
+                    new_cursor = advance_cursor(new_cursor, newest);
                 }
                 report.listed = pager.listed();
             }
@@ -851,52 +946,83 @@ async fn sync_entity(
                 None
             };
             listing_complete = resume_after.is_none();
+            if mode == SyncMode::Full && resume_after.is_none() {
+                // A fresh pass: remember where the parents stood (their cursor), so a pass that
+                // ends in a later run sets the cursor no later than this, and the parents
+                // changed meanwhile have their children listed by the next incremental run.
+                let parent_cursor = state.cursor(run.source, parent.name).await?.unwrap_or_default();
+                state
+                    .set_marker(run.source, &children_since_marker(spec.name), &parent_cursor, wall_clock_ms())
+                    .await?;
+            }
             let calls_at_start = engine.stats().calls;
             let mut stopped_after: Option<String> = None;
             let mut last_parent: Option<String> = None;
             let mut pager = Pager::new(parent, &request);
-            'pages: loop {
-                let Some(parents) = pager.next_page(engine).await? else { break };
-                new_cursor = advance_cursor(new_cursor, parents.iter().filter_map(|record| record_modified(record, parent)));
-                let mut parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
-                parent_ids.sort_by(|a, b| compare_ids(a, b));
-                parent_ids.dedup();
-                for parent_id in parent_ids {
-                    if resume_after
-                        .as_deref()
-                        .is_some_and(|marker| compare_ids(&parent_id, marker) != std::cmp::Ordering::Greater)
-                    {
-                        continue;
-                    }
-                    if mode == SyncMode::Full && engine.stats().calls.saturating_sub(calls_at_start) >= budget {
-                        stopped_after = last_parent.clone().or_else(|| resume_after.clone()).or(Some(String::new()));
-                        break 'pages;
-                    }
-                    let listed = list_children(engine, spec, &parent_id, &params, page_size).await?;
-                    let children: Vec<Value> = listed
-                        .into_iter()
-                        .map(|mut child| {
-                            if let Value::Object(fields) = &mut child {
-                                fields
-                                    .entry(parent_field.clone())
-                                    .or_insert_with(|| Value::String(parent_id.clone()));
+            // Parents come in the listing's order (Zoho Desk tickets by `createdTime`): a resumed
+            // pass skips them up to and including the one the last pass finished with.
+            let mut skipping = resume_after.is_some();
+            let mut parents_done: HashSet<String> = HashSet::new();
+            let listing: Result<(), ConnectorError> = async {
+                'pages: loop {
+                    let Some(parents) = pager.next_page(engine).await? else { break };
+                    new_cursor = advance_cursor(new_cursor, parents.iter().filter_map(|record| record_modified(record, parent)));
+                    let parent_ids: Vec<String> = parents.iter().filter_map(|record| record_id(record, parent.id_field)).collect();
+                    for parent_id in parent_ids {
+                        if skipping {
+                            if resume_after.as_deref() == Some(parent_id.as_str()) {
+                                skipping = false;
                             }
-                            child
-                        })
-                        .collect();
-                    report.listed += children.len();
-                    if mode == SyncMode::Full {
-                        for child in &children {
-                            if let Some(id) = record_id(child, spec.id_field) {
-                                seen.insert(&id);
+                            continue;
+                        }
+                        // Offset pages can show a parent twice when rows shift.
+                        if !parents_done.insert(parent_id.clone()) {
+                            continue;
+                        }
+                        if mode == SyncMode::Full && engine.stats().calls.saturating_sub(calls_at_start) >= budget {
+                            stopped_after = last_parent.clone().or_else(|| resume_after.clone()).or(Some(String::new()));
+                            break 'pages;
+                        }
+                        let listed = list_children(engine, spec, &parent_id, &params, page_size).await?;
+                        let children: Vec<Value> = listed
+                            .into_iter()
+                            .map(|mut child| {
+                                if let Value::Object(fields) = &mut child {
+                                    fields
+                                        .entry(parent_field.clone())
+                                        .or_insert_with(|| Value::String(parent_id.clone()));
+                                }
+                                child
+                            })
+                            .collect();
+                        report.listed += children.len();
+                        if mode == SyncMode::Full {
+                            for child in &children {
+                                if let Some(id) = record_id(child, spec.id_field) {
+                                    seen.insert(&id);
+                                }
                             }
                         }
+                        progress.listed(source, spec.name, report.listed);
+                        // A sub-resource's cursor follows its parents, not its own records.
+                        entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
+                        last_parent = Some(parent_id);
                     }
-                    progress.listed(source, spec.name, report.listed);
-                    entity_run.apply_listed(&mut names, children, wall_clock_ms(), report).await?;
-                    last_parent = Some(parent_id);
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(error @ ConnectorError::CreditReserve { .. }) = &listing {
+                // Deferred mid-listing: the next full pass resumes after the last parent done,
+                // so a listing longer than a day's credits still finishes over several days.
+                if let (SyncMode::Full, Some(after)) = (mode, last_parent.clone().or_else(|| resume_after.clone())) {
+                    tracing::info!(source, entity = spec.name, after = %after, reason = %error, "child listing deferred; the next full run resumes after this parent");
+                    state
+                        .set_marker(run.source, &children_marker(spec.name), &after, wall_clock_ms())
+                        .await?;
                 }
             }
+            listing?;
             if mode == SyncMode::Full {
                 let now = wall_clock_ms();
                 match &stopped_after {
@@ -913,8 +1039,18 @@ async fn sync_entity(
                         state.set_marker(run.source, &children_marker(spec.name), after, now).await?;
                     }
                     None if resume_after.is_some() => {
-                        // The pass that resumed finished: the next one starts from the top.
+                        // The pass that resumed finished: the next one starts from the top. The
+                        // parents it skipped were listed in an earlier run; the cursor goes back
+                        // to where the parents stood when the pass began.
                         state.set_marker(run.source, &children_marker(spec.name), "", now).await?;
+                        let began = state
+                            .marker(run.source, &children_since_marker(spec.name))
+                            .await?
+                            .as_deref()
+                            .and_then(parse_timestamp);
+                        if let Some(began) = began {
+                            new_cursor = Some(new_cursor.map_or(began, |seen| seen.min(began)));
+                        }
                     }
                     None => {}
                 }
@@ -1027,16 +1163,31 @@ pub fn parent_id_field(parent: &EntitySpec) -> String {
 /// small list call), so a skewed local clock cannot hide changes. `None` when the entity has no
 /// modified time or no record.
 async fn upstream_now(engine: &HttpEngine, spec: &EntitySpec) -> Result<Option<Millis>, ConnectorError> {
-    if spec.modified_field.is_none() || spec.sort_modified_descending.is_empty() {
+    if spec.modified_field.is_none() {
         return Ok(None);
     }
+    let (path, params): (String, Vec<(String, String)>) = match spec.since_filter {
+        // A list that cannot sort by modified time (Zoho Desk tickets and contacts): ask its
+        // search endpoint for the newest record of all time.
+        Some(filter @ SinceFilter::ModifiedTimeRange { path, .. }) if spec.sort_modified_descending.is_empty() => {
+            let range = format!("{},{}", format_since(filter, 0), format_since(filter, wall_clock_ms() + 86_400_000));
+            (
+                path.to_string(),
+                vec![("sortBy".into(), "-modifiedTime".into()), ("modifiedTimeRange".into(), range)],
+            )
+        }
+        _ if spec.sort_modified_descending.is_empty() => return Ok(None),
+        _ => (
+            spec.list_path.to_string(),
+            spec.sort_modified_descending
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        ),
+    };
     let request = ListRequest {
-        path: spec.list_path.to_string(),
-        params: spec
-            .sort_modified_descending
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect(),
+        path,
+        params,
         page_size: 1,
         cap: Some(1),
         window: None,
@@ -1098,6 +1249,23 @@ mod tests {
             ("new".to_string(), Some(1)),
         ];
         assert_eq!(select_changed(&listed, &index), vec![1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_partial_row_matches_the_stored_record_only_when_every_field_is_equal() {
+        let stored = serde_json::json!({"id": "1", "summary": "Any update?", "content": "<p>Any update?</p>", "author": {"name": "A"}});
+        assert!(row_matches_stored(
+            &serde_json::json!({"id": "1", "summary": "Any update?"}),
+            &stored
+        ));
+        assert!(row_matches_stored(
+            &serde_json::json!({"id": "1", "author": {"name": "A"}}),
+            &stored
+        ));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1", "summary": "Edited"}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1", "channel": "EMAIL"}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({}), &stored));
+        assert!(!row_matches_stored(&serde_json::json!({"id": "1"}), &Value::Null));
     }
 
     #[test]

@@ -341,7 +341,12 @@ pub async fn apply_entity_events(
             Err(error) => {
                 let outage = matches!(error, ConnectorError::Unavailable(_)) && !upstream_answered;
                 let entry = (event.id.clone(), error.to_string());
-                if outage || matches!(error, ConnectorError::RateLimited { .. } | ConnectorError::BudgetExhausted { .. }) {
+                if outage
+                    || matches!(
+                        error,
+                        ConnectorError::RateLimited { .. } | ConnectorError::BudgetExhausted { .. } | ConnectorError::CreditReserve { .. }
+                    )
+                {
                     report.transient.push(entry);
                 } else {
                     tracing::warn!(source = run.source, entity, id = %event.id, %error, "record fetch failed; retried on its own");

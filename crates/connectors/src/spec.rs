@@ -69,9 +69,10 @@ impl ConnectorKind {
         self.profile().auth_hint
     }
 
-    /// The API cost the vendor charges for a request.
-    pub fn request_cost(self, path: &str, is_detail: bool) -> u64 {
-        (self.profile().request_cost)(path, is_detail)
+    /// The API cost the vendor charges for a request: its path, its query (Zoho Desk prices a
+    /// list page by the tier of its `from` offset) and whether it reads one record.
+    pub fn request_cost(self, path: &str, query: &[(String, String)], is_detail: bool) -> u64 {
+        (self.profile().request_cost)(path, query, is_detail)
     }
 }
 
@@ -99,8 +100,13 @@ pub struct ConnectorProfile {
     pub verify_hint: &'static str,
     /// Why a webhook verification cannot work with this vendor, if it cannot.
     pub refuses_verification: fn(&crate::webhook::WebhookVerification) -> Option<&'static str>,
-    /// The cost the vendor charges for a request: `(path, is_detail)`.
-    pub request_cost: fn(&str, bool) -> u64,
+    /// The cost the vendor charges for a request: `(path, query, is_detail)`. The query is
+    /// passed because some vendors price a page by its offset (Zoho Desk's credit tiers).
+    pub request_cost: fn(&str, &[(String, String)], bool) -> u64,
+    /// The response header in which the vendor reports what is left of its daily API pool
+    /// (Zoho Desk `X-Rate-Limit-Remaining-v3`), read on every response; `None` when it reports
+    /// none. Only a connector with one accepts a source's `credit_reserve`.
+    pub remaining_credits_header: Option<&'static str>,
     /// The payload format expected, for parse errors.
     pub webhook_format: &'static str,
     /// Parses a JSON webhook body into the collector; returns the delivery id if the payload has one.
@@ -108,7 +114,7 @@ pub struct ConnectorProfile {
 }
 
 /// A cost model that counts calls.
-pub fn one_per_call(_path: &str, _is_detail: bool) -> u64 {
+pub fn one_per_call(_path: &str, _query: &[(String, String)], _is_detail: bool) -> u64 {
     1
 }
 
@@ -405,10 +411,10 @@ mod tests {
     #[test]
     fn pipedrive_costs_follow_the_token_table() {
         let pd = ConnectorKind::Pipedrive;
-        assert_eq!(pd.request_cost("/v2/deals", false), 10);
-        assert_eq!(pd.request_cost("/v2/deals/1", true), 1);
-        assert_eq!(pd.request_cost("/v1/users", false), 20);
-        assert_eq!(ConnectorKind::Halopsa.request_cost("/Tickets", false), 1);
+        assert_eq!(pd.request_cost("/v2/deals", &[], false), 10);
+        assert_eq!(pd.request_cost("/v2/deals/1", &[], true), 1);
+        assert_eq!(pd.request_cost("/v1/users", &[], false), 20);
+        assert_eq!(ConnectorKind::Halopsa.request_cost("/Tickets", &[], false), 1);
     }
 
     #[test]

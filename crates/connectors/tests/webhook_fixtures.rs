@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use syncline_connectors::webhook::{parse_webhook, verify, HmacVerification, ParsedWebhook, WebhookVerification};
+use syncline_connectors::webhook::{parse_webhook, verify, ParsedWebhook, WebhookVerification};
+use syncline_connectors::zoho_desk::jwt::{verify_token, Jwks, JwtError};
 use syncline_connectors::{ConnectorKind, Secret};
 use syncline_core::{parse_timestamp, EventAction, Millis};
 use syncline_simulator::world::{ChangeEvent, World};
@@ -255,7 +256,9 @@ fn expected_action(event: &ChangeEvent) -> EventAction {
 /// simulator would send it (attempt 1 and a retry), verifies and parses it, and checks the
 /// events against the change events.
 /// Returns how many events were seen per entity name and per change action (`Merge`, ...).
-fn round_trip(config: SimulatorConfig, verification: &WebhookVerification, changes: usize) -> BTreeMap<String, usize> {
+/// Builds the simulator's deliveries for `changes` changes, checks each with `verification`
+/// (`None`: the caller checks them, as Zoho Desk's JWT needs keys) and parses them.
+fn round_trip(config: SimulatorConfig, verification: Option<&WebhookVerification>, changes: usize) -> BTreeMap<String, usize> {
     let connector = config.connector;
     let mut world = World::new(config.clone()).expect("world");
     let events = world.step_changes(changes);
@@ -267,7 +270,9 @@ fn round_trip(config: SimulatorConfig, verification: &WebhookVerification, chang
     for outgoing in &deliveries {
         let (body, headers) = webhooks::render_attempt(&config, outgoing, 1);
         let headers = header_map(&headers);
-        verify(verification, &headers, &body, now).unwrap_or_else(|error| panic!("{connector:?} delivery refused: {error}"));
+        if let Some(verification) = verification {
+            verify(verification, &headers, &body, now).unwrap_or_else(|error| panic!("{connector:?} delivery refused: {error}"));
+        }
         let parsed = parse_webhook(connector_kind(connector), "sim", &body, None, now).expect("simulator delivery parses");
         assert!(parsed.unknown_entities.is_empty(), "{:?}", parsed.unknown_entities);
         let got: Vec<(String, String, EventAction)> = parsed
@@ -312,11 +317,13 @@ fn round_trip(config: SimulatorConfig, verification: &WebhookVerification, chang
         }
         // A retry is the same delivery where the vendor gives an id (Pipedrive).
         let (retry_body, retry_headers) = webhooks::render_attempt(&config, outgoing, 2);
-        verify(verification, &header_map(&retry_headers), &retry_body, now).expect("retry verifies");
+        if let Some(verification) = verification {
+            verify(verification, &header_map(&retry_headers), &retry_body, now).expect("retry verifies");
+        }
         let retried = parse_webhook(connector_kind(connector), "sim", &retry_body, None, now).expect("retry parses");
         assert_eq!(retried.delivery_id, parsed.delivery_id);
         // A tampered body does not verify where the body is signed.
-        if matches!(verification, WebhookVerification::Hmac(_)) {
+        if let Some(verification @ WebhookVerification::Hmac(_)) = verification {
             let mut tampered = body.clone();
             tampered.push(b' ');
             assert!(verify(verification, &headers, &tampered, now).is_err());
@@ -338,7 +345,7 @@ fn simulator_pipedrive_v2_deliveries_verify_and_parse() {
     let mut config = SimulatorConfig::for_connector(Connector::Pipedrive);
     config.seed = 21;
     let verification = pipedrive_verification(&config);
-    let seen = round_trip(config, &verification, 400);
+    let seen = round_trip(config, Some(&verification), 400);
     for key in ["deal", "person", "organization", "user", "Merge", "Delete", "Deactivate"] {
         assert!(seen.contains_key(key), "no {key} event in {seen:?}");
     }
@@ -350,7 +357,7 @@ fn simulator_pipedrive_v1_deliveries_verify_and_parse() {
     config.seed = 22;
     config.webhooks.pipedrive_version = PipedriveWebhookVersion::V1;
     let verification = pipedrive_verification(&config);
-    let seen = round_trip(config, &verification, 400);
+    let seen = round_trip(config, Some(&verification), 400);
     for key in ["deal", "person", "Merge", "Delete"] {
         assert!(seen.contains_key(key), "no {key} event in {seen:?}");
     }
@@ -375,17 +382,32 @@ fn simulator_zoho_desk_deliveries_verify_and_parse() {
     let mut config = SimulatorConfig::for_connector(Connector::ZohoDesk);
     config.seed = 23;
     config.webhooks.zoho_max_events_per_delivery = 4;
-    let verification = WebhookVerification::Hmac(HmacVerification::plain(Secret::new(config.webhooks.zoho_secret.clone())));
-    let seen = round_trip(config.clone(), &verification, 300);
+    let seen = round_trip(config.clone(), None, 300);
     for entity in ["ticket", "contact", "thread", "comment", "Delete"] {
         assert!(seen.contains_key(entity), "no {entity} event in {seen:?}");
     }
-    let wrong = WebhookVerification::Hmac(HmacVerification::plain(Secret::new("another secret")));
+    // The body carries no signature: a delivery is authenticated by the JWT the engine adds per
+    // attempt, and only by it.
     let mut world = World::new(config.clone()).expect("world");
     let events = world.step_changes(2);
     let deliveries = webhooks::build(&mut world, &events);
-    let (body, headers) = webhooks::render_attempt(&config, &deliveries[0], 1);
-    assert!(verify(&wrong, &header_map(&headers), &body, 0).is_err());
+    let (_, headers) = webhooks::render_attempt(&config, &deliveries[0], 1);
+    assert!(
+        headers.iter().all(|(name, _)| name == "content-type"),
+        "no hmac or other header: {headers:?}"
+    );
+    let signer = syncline_simulator::zoho_desk::jwt::ZohoSigner::default();
+    let token = signer.token(&config.auth.zoho_org_id, &config.webhooks.zoho_webhook_id);
+    let keys = Jwks::parse(signer.jwks().to_string().as_bytes()).expect("jwks");
+    let now = syncline_connectors::reconcile::wall_clock_ms();
+    assert_eq!(
+        verify_token(&token, &keys, &config.auth.zoho_org_id, &config.webhooks.zoho_webhook_id, now),
+        Ok(())
+    );
+    assert_eq!(
+        verify_token(&token, &keys, &config.auth.zoho_org_id, "another-webhook", now),
+        Err(JwtError::WrongAudience)
+    );
 }
 
 #[test]
@@ -396,7 +418,7 @@ fn simulator_halopsa_deliveries_verify_and_parse() {
         username: "sim-halo-webhook-user".into(),
         password: Secret::new("sim-halo-webhook-password"),
     };
-    let seen = round_trip(config.clone(), &verification, 300);
+    let seen = round_trip(config.clone(), Some(&verification), 300);
     for entity in ["ticket", "invoice", "quotation", "Delete"] {
         assert!(seen.contains_key(entity), "no {entity} event in {seen:?}");
     }
@@ -409,7 +431,7 @@ fn simulator_halopsa_deliveries_verify_and_parse() {
         header: "X-Halo-Secret".into(),
         value: Secret::new("s3cret"),
     };
-    round_trip(config.clone(), &verification, 50);
+    round_trip(config.clone(), Some(&verification), 50);
     let wrong = WebhookVerification::Header {
         header: "X-Halo-Secret".into(),
         value: Secret::new("s3cret-not"),

@@ -389,11 +389,20 @@ async fn sync(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(query)
                             "api_calls": report.calls.calls,
                             "api_cost": report.calls.cost,
                             "elapsed_ms": report.elapsed_ms,
+                            "status": report.outcome(),
+                            "deferred": report.deferred,
                             "error": report.error,
                         })
                     })
                     .collect();
-                results.push(json!({"source": source, "status": if source_failed { "failed" } else { "ok" }, "entities": entities}));
+                let status = if source_failed {
+                    "failed"
+                } else if reports.iter().any(|report| report.deferred) {
+                    "deferred"
+                } else {
+                    "ok"
+                };
+                results.push(json!({"source": source, "status": status, "entities": entities}));
             }
             Err(_) => {
                 busy = true;

@@ -115,7 +115,15 @@ impl Sources {
                 self.metrics.set_gauge("syncline_last_success_timestamp_seconds", &pairs, now);
             }
         }
-        let outcome = if failed { "failed" } else { "ok" };
+        let deferred = reports.iter().any(|report| report.deferred);
+        // `deferred`: the vendor's daily pool fell under the source's credit reserve.
+        let outcome = if failed {
+            "failed"
+        } else if deferred {
+            "deferred"
+        } else {
+            "ok"
+        };
         self.metrics.increment(
             "syncline_reconcile_runs_total",
             &[("source", source), ("mode", mode.name()), ("outcome", outcome)],

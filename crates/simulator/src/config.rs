@@ -49,6 +49,13 @@ pub struct SimulatorConfig {
     /// response body), oldest dropped first; 0 (the default) keeps none. The contract check
     /// (`.ci/contract/check.py`) reads it to validate every response against the vendor's spec.
     pub request_log_limit: usize,
+    /// Zoho Desk: the portal's daily credit pool (default 1,000,000; Zoho's are 5,000 on Free up
+    /// to 100,000 + 1,000 per user on Enterprise). Each get by id costs 1 credit, each list or
+    /// search page 3, 5, 10, 50 or 100 by the tier of its `from` offset; every answer carries
+    /// `X-Rate-Limit-Request-Weight-v3` and `X-Rate-Limit-Remaining-v3`; a request the pool
+    /// cannot pay is answered 429 with `Retry-After` until the pool refills at midnight UTC of
+    /// the virtual clock. Other connectors ignore it.
+    pub zoho_daily_credits: u64,
 }
 
 impl Default for SimulatorConfig {
@@ -67,9 +74,13 @@ impl Default for SimulatorConfig {
             auth: AuthConfig::default(),
             faults: FaultConfig::default(),
             request_log_limit: 0,
+            zoho_daily_credits: DEFAULT_ZOHO_DAILY_CREDITS,
         }
     }
 }
+
+/// The default Zoho Desk daily credit pool: large enough that no test runs out by accident.
+pub const DEFAULT_ZOHO_DAILY_CREDITS: u64 = 1_000_000;
 
 impl SimulatorConfig {
     /// A default configuration for `connector`.
@@ -291,11 +302,8 @@ pub struct WebhookConfig {
     pub pipedrive_version: PipedriveWebhookVersion,
     /// Pipedrive HTTP Basic auth (Pipedrive's only webhook authentication). `None` sends none.
     pub pipedrive_basic_auth: Option<BasicAuth>,
-    /// HMAC-SHA256 secret of an extra `X-Webhook-Signature` header (hex, of the raw body), as a
-    /// relay that re-signs Zoho Desk deliveries would add. Zoho itself signs with the JWT in
-    /// `X-ZDesk-JWT`, which every delivery carries.
-    pub zoho_secret: String,
-    /// The webhook id Zoho Desk would give the subscription: the `aud` of its tokens is
+    /// The webhook id Zoho Desk would give the subscription: the `aud` of the RS256 token in
+    /// `X-ZDesk-JWT` that signs every delivery (Zoho's only webhook authentication) is
     /// `webhookId:<this>`.
     pub zoho_webhook_id: String,
     /// Events per Zoho Desk delivery (Zoho sends arrays; default 1).
@@ -323,7 +331,6 @@ impl Default for WebhookConfig {
                 username: "sim-webhook-user".into(),
                 password: "sim-webhook-password".into(),
             }),
-            zoho_secret: "sim-zoho-webhook-secret".into(),
             zoho_webhook_id: "1892000000612001".into(),
             zoho_max_events_per_delivery: 1,
             halopsa_auth: HaloWebhookAuth::Basic {

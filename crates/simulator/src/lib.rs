@@ -53,5 +53,5 @@ pub use error::SimulatorError;
 pub use requests::{RequestLogEntry, RequestLogView};
 pub use server::{ApiStats, Credentials, RecordVersions, Simulator, SimulatorHandle, SimulatorStats, VersionView};
 pub use store::{ChangeAction, RecordId};
-pub use webhooks::{basic_auth_header, zoho_signature, DeliveryStatus, WebhookLogEntry, WebhookStats};
+pub use webhooks::{basic_auth_header, DeliveryStatus, WebhookLogEntry, WebhookStats};
 pub use world::{ChangeError, ChangeEvent, ChangeRequest};

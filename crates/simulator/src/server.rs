@@ -36,7 +36,7 @@ use crate::{halopsa, pipedrive, zoho_desk};
 pub struct EndpointStats {
     /// Requests received.
     pub calls: u64,
-    /// Cost of the successful ones (Pipedrive tokens; 1 per call for the others).
+    /// Cost of the successful ones (Pipedrive tokens, Zoho Desk credits; 1 per call for HaloPSA).
     pub cost: u64,
     /// Requests answered with an error status.
     pub errors: u64,
@@ -382,6 +382,8 @@ pub fn endpoint_template(path: &str) -> String {
         .join("/")
 }
 
+/// The cost of an endpoint for the counters: Pipedrive's token cost, 1 for HaloPSA (Zoho Desk
+/// requests are priced in credits by [`api_gate`]).
 fn endpoint_cost(connector: Connector, endpoint: &str) -> u64 {
     match connector {
         Connector::Pipedrive => pipedrive::api::cost(endpoint),
@@ -390,8 +392,42 @@ fn endpoint_cost(connector: Connector, endpoint: &str) -> u64 {
 }
 
 /// The gate in front of every data endpoint: accounting, outage, slow responses, auth, 429s
-/// and 5xx, in that order.
+/// and 5xx, in that order; for Zoho Desk also the daily credit pool, whose two headers every
+/// answer carries.
 async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if shared.config.connector != Connector::ZohoDesk {
+        return gate(shared, request, next, None).await;
+    }
+    let endpoint = endpoint_template(request.uri().path());
+    let query = parse_urlencoded_pairs(request.uri().query().unwrap_or_default());
+    let credits = zoho_desk::credits::request_credits(&endpoint, &query);
+    let mut response = gate(shared.clone(), request, next, Some(credits)).await;
+    let (weight, remaining) = {
+        let mut world = shared.world();
+        let now = world.ctx.now_ms();
+        let daily = shared.config.zoho_daily_credits;
+        let weight = if response.status().is_success() {
+            world.zoho_credits.spend(now, credits);
+            credits
+        } else {
+            0
+        };
+        (weight, world.zoho_credits.left(now, daily))
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (zoho_desk::credits::WEIGHT_HEADER, weight),
+        (zoho_desk::credits::REMAINING_HEADER, remaining),
+    ] {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// [`api_gate`] before the credit headers; `zoho_credits` is what a Zoho Desk request costs.
+async fn gate(shared: Arc<Shared>, request: Request, next: Next, zoho_credits: Option<u64>) -> Response {
     let connector = shared.config.connector;
     let path = endpoint_template(request.uri().path());
     let endpoint = format!("{} {}", request.method(), path);
@@ -443,6 +479,18 @@ async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         Some(crate::faults::ApiFault::ServerError(status)) => return refuse(VendorError::ServerError(status)),
         None => {}
     }
+    if let Some(credits) = zoho_credits {
+        // The day's pool cannot pay for this request: 429 with the wait until it refills.
+        let wait = {
+            let mut world = shared.world();
+            let now = world.ctx.now_ms();
+            (world.zoho_credits.left(now, shared.config.zoho_daily_credits) < credits)
+                .then(|| zoho_desk::credits::CreditPool::seconds_to_refill(now))
+        };
+        if let Some(wait) = wait {
+            return refuse(VendorError::RateLimited(wait));
+        }
+    }
     let logged = shared.requests().enabled().then(|| {
         (
             request.method().to_string(),
@@ -457,7 +505,7 @@ async fn api_gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
     let mut api = shared.api();
     let entry = api.endpoints.entry(endpoint.clone()).or_default();
     if response.status().is_success() {
-        let cost = endpoint_cost(connector, &endpoint);
+        let cost = zoho_credits.unwrap_or_else(|| endpoint_cost(connector, &endpoint));
         entry.cost += cost;
         api.cost += cost;
     } else {
@@ -929,6 +977,14 @@ impl SimulatorHandle {
     /// previous one); returns the new `kid`.
     pub fn rotate_zoho_key(&self) -> &'static str {
         self.shared.webhooks.zoho_signer().rotate()
+    }
+
+    /// Zoho Desk: the credits left in today's pool (the pool refills at midnight UTC of the
+    /// virtual clock).
+    pub fn zoho_credits_left(&self) -> u64 {
+        let mut world = self.shared.world();
+        let now = world.ctx.now_ms();
+        world.zoho_credits.left(now, self.shared.config.zoho_daily_credits)
     }
 
     /// Zoho Desk: the `kid` signing webhooks now.

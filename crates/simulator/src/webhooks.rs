@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -84,13 +82,13 @@ pub fn build(world: &mut World, events: &[ChangeEvent]) -> Vec<Outgoing> {
         }
         Connector::ZohoDesk => {
             let batch = config.webhooks.zoho_max_events_per_delivery.max(1);
-            events
-                .chunks(batch)
+            let sent: Vec<&ChangeEvent> = events.iter().filter(|event| zoho_desk::sends_webhook(event)).collect();
+            sent.chunks(batch)
                 .map(|chunk| {
                     let body = Value::Array(chunk.iter().map(|event| zoho_desk::webhook_event(&config, event)).collect());
                     Outgoing {
                         delivery_id: names::uuid(&mut world.paging_rng),
-                        events: chunk.iter().map(event_ref).collect(),
+                        events: chunk.iter().map(|event| event_ref(event)).collect(),
                         body,
                     }
                 })
@@ -120,17 +118,6 @@ fn event_ref(event: &ChangeEvent) -> EventRef {
     }
 }
 
-/// HMAC-SHA256 of `body` under `secret`, lowercase hex (Zoho Desk's `X-Webhook-Signature`).
-pub fn zoho_signature(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    names::hex(&mac.finalize().into_bytes())
-}
-
 /// `Basic base64(user:password)`.
 pub fn basic_auth_header(username: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{username}:{password}")))
@@ -150,9 +137,9 @@ pub fn render_attempt(config: &SimulatorConfig, outgoing: &Outgoing, attempt: u3
                 headers.push(("authorization".into(), basic_auth_header(&auth.username, &auth.password)));
             }
         }
-        Connector::ZohoDesk => {
-            headers.push(("x-webhook-signature".into(), zoho_signature(&config.webhooks.zoho_secret, &bytes)));
-        }
+        // Zoho Desk signs with the JWT alone (`X-ZDesk-JWT`, added per attempt by the engine,
+        // which holds the rotating keys); it sends no HMAC and cannot send custom headers.
+        Connector::ZohoDesk => {}
         Connector::Halopsa => match &config.webhooks.halopsa_auth {
             HaloWebhookAuth::None => {}
             HaloWebhookAuth::Basic { username, password } => {
@@ -560,15 +547,6 @@ pub fn log_time(ms: i64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_matches_a_known_vector() {
-        // RFC 4231 test case 2.
-        assert_eq!(
-            zoho_signature("Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
 
     #[test]
     fn basic_auth_is_base64_of_user_and_password() {

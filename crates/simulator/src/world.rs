@@ -226,6 +226,8 @@ pub struct World {
     pub mutation_rng: StdRng,
     /// Request paths answered 403 (records the API user may not read).
     pub forbidden_paths: std::collections::HashSet<String>,
+    /// Zoho Desk: the portal's daily credit pool.
+    pub zoho_credits: crate::zoho_desk::credits::CreditPool,
 }
 
 impl World {
@@ -278,6 +280,7 @@ impl World {
             outage: false,
             mutation_rng: stream(config.seed, 10),
             forbidden_paths: std::collections::HashSet::new(),
+            zoho_credits: Default::default(),
         })
     }
 

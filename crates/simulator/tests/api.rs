@@ -656,3 +656,102 @@ async fn pipedrive_deleted_persons_stay_listed_with_is_deleted_and_merged_ones_l
     assert_eq!(detail["data"]["is_deleted"], json!(true));
     assert_eq!(pipedrive_v2(&simulator, &format!("persons/{}", ids[2])).await.status(), 404);
 }
+
+fn header_number(response: &reqwest::Response, name: &str) -> u64 {
+    response.headers()[name].to_str().expect("ascii").parse().expect("a number")
+}
+
+#[tokio::test]
+async fn zoho_desk_charges_credits_by_offset_tier_and_refills_daily() {
+    const WEIGHT: &str = "x-rate-limit-request-weight-v3";
+    const REMAINING: &str = "x-rate-limit-remaining-v3";
+    let mut config = config(Connector::ZohoDesk, 9);
+    config.zoho_daily_credits = 40;
+    let simulator = start(config).await;
+    let id = simulator.truth(Entity::Ticket).expect("truth")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // A list page at offset 0 costs 3, a page past 2,000 costs 5 (an empty page too), a get by
+    // id 1; both headers on every answer.
+    let mut left = 40;
+    for (path, weight) in [
+        ("/api/v1/tickets?from=0&limit=10".to_string(), 3),
+        ("/api/v1/tickets?from=2500&limit=10".to_string(), 5),
+        ("/api/v1/tickets/search?from=10001&limit=10&sortBy=modifiedTime".to_string(), 10),
+        (format!("/api/v1/tickets/{id}"), 1),
+        (format!("/api/v1/tickets/{id}/threads?from=0&limit=10"), 3),
+    ] {
+        let response = zoho_get(&simulator, &path).await;
+        left -= weight;
+        assert!(
+            response.status().is_success() || response.status() == 422,
+            "{path}: {}",
+            response.status()
+        );
+        if response.status() == 422 {
+            // `from` past the search cap is refused (Zoho's 422 INVALID_DATA), and costs nothing.
+            left += weight;
+            assert_eq!(header_number(&response, WEIGHT), 0, "{path}");
+        } else {
+            assert_eq!(header_number(&response, WEIGHT), weight, "{path}");
+        }
+        assert_eq!(header_number(&response, REMAINING), left, "{path}");
+    }
+    assert_eq!(simulator.zoho_credits_left(), left);
+    // Spend the rest of the day's pool: the request it cannot pay is a 429 with the wait until
+    // the refill at midnight (UTC, virtual clock), charged nothing.
+    while simulator.zoho_credits_left() >= 3 {
+        let response = zoho_get(&simulator, "/api/v1/agents?from=0&limit=10").await;
+        assert!(response.status().is_success());
+    }
+    let response = zoho_get(&simulator, "/api/v1/agents?from=0&limit=10").await;
+    assert_eq!(response.status(), 429);
+    let now = simulator.now_ms();
+    let to_midnight = (86_400_000 - now.rem_euclid(86_400_000) + 999) / 1000;
+    assert_eq!(header_number(&response, "retry-after"), to_midnight as u64);
+    assert_eq!(header_number(&response, WEIGHT), 0);
+    assert!(header_number(&response, REMAINING) < 3);
+    // A detail still fits while a credit is left; then the next day refills the pool.
+    simulator.advance_clock(Duration::from_secs(to_midnight as u64));
+    let response = client()
+        .get(format!("{}/api/v1/agents?from=0&limit=10", simulator.base_url()))
+        .header("Authorization", format!("Zoho-oauthtoken {}", simulator.issue_access_token()))
+        .header("orgId", simulator.credentials().org_id.unwrap_or_default())
+        .send()
+        .await
+        .expect("get");
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(header_number(&response, REMAINING), 37);
+    assert_eq!(simulator.stats().api.rate_limited, 1);
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_tickets_list_sorts_only_as_the_vendor_documents() {
+    let simulator = start(config(Connector::ZohoDesk, 9)).await;
+    for sort in ["createdTime", "-createdTime", "responseDueDate", "customerResponseTime"] {
+        let response = zoho_get(&simulator, &format!("/api/v1/tickets?sortBy={sort}&limit=5")).await;
+        assert!(response.status().is_success(), "{sort}: {}", response.status());
+    }
+    for sort in ["modifiedTime", "-modifiedTime", "id", "ticketNumber", "dueDate"] {
+        let response = zoho_get(&simulator, &format!("/api/v1/tickets?sortBy={sort}&limit=5")).await;
+        // Refused as Zoho refuses a bad parameter: 422 `INVALID_DATA`.
+        assert_eq!(response.status(), 422, "{sort}");
+    }
+    let page: Value = zoho_get(&simulator, "/api/v1/tickets?sortBy=createdTime&limit=100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let created: Vec<&str> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|row| row["createdTime"].as_str().expect("createdTime"))
+        .collect();
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(created, sorted);
+    simulator.shutdown().await;
+}

@@ -2,12 +2,10 @@
 
 mod common;
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{config, start, Receiver};
-use hmac::{Hmac, Mac};
+use common::{client, config, start, Receiver};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use syncline_simulator::{Connector, DeliveryStatus, HaloWebhookAuth, SimulatorConfig};
 
 fn basic_credentials(received: &common::Received) -> (String, String) {
@@ -51,23 +49,61 @@ async fn pipedrive_webhooks_carry_basic_auth() {
     simulator.shutdown().await;
 }
 
+/// Checks an RS256 JWT against a JWKS document: the key its `kid` names, the signature over
+/// `header.claims`; returns the claims.
+fn verified_claims(token: &str, jwks: &Value) -> Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS compact token");
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    let header: Value = serde_json::from_slice(&decode(parts[0])).expect("header json");
+    assert_eq!(header["alg"], json!("RS256"));
+    let key = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|key| key["kid"] == header["kid"])
+        .expect("the kid is published");
+    let n = decode(key["n"].as_str().expect("n"));
+    let e = decode(key["e"].as_str().expect("e"));
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    ring::signature::RsaPublicKeyComponents { n: &n, e: &e }
+        .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &decode(parts[2]))
+        .expect("the signature verifies with the published key");
+    serde_json::from_slice(&decode(parts[1])).expect("claims json")
+}
+
 #[tokio::test]
-async fn zoho_webhooks_are_event_arrays_signed_with_hmac_over_the_raw_body() {
+async fn zoho_webhooks_are_event_arrays_signed_only_with_the_jwt() {
     let mut config = config(Connector::ZohoDesk, 5);
     config.webhooks.zoho_max_events_per_delivery = 3;
-    let secret = config.webhooks.zoho_secret.clone();
+    config.webhooks.zoho_webhook_id = "1892000000777001".into();
     let (simulator, receiver) = with_receiver(config, 0).await;
     let events = simulator.step_changes(10);
     simulator.flush_webhooks().await;
+    let jwks: Value = client()
+        .get(format!("{}/.well-known/jwks.json", simulator.base_url()))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
     let received = receiver.received();
     assert!(!received.is_empty());
     let mut carried = 0;
     for delivery in &received {
-        let signature = delivery.headers["x-webhook-signature"].to_str().expect("ascii");
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-        mac.update(&delivery.body);
-        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(signature, expected, "hex HMAC-SHA256 of the raw body");
+        // The JWT is Zoho's only authentication: no HMAC header, no other signature.
+        assert!(delivery.headers.get("x-webhook-signature").is_none(), "{:?}", delivery.headers);
+        let names: Vec<&str> = delivery.headers.keys().map(|name| name.as_str()).collect();
+        assert!(
+            !names.iter().any(|name| name.contains("signature") || name.contains("hmac")),
+            "{names:?}"
+        );
+        let token = delivery.headers["x-zdesk-jwt"].to_str().expect("ascii");
+        let claims = verified_claims(token, &jwks);
+        assert_eq!(claims["iss"], json!("orgId:298902"));
+        assert_eq!(claims["aud"], json!("webhookId:1892000000777001"));
+        assert!(claims["exp"].as_i64().expect("exp") > claims["iat"].as_i64().expect("iat"));
         let body = delivery.json();
         let array = body.as_array().expect("an array of events");
         assert!(!array.is_empty() && array.len() <= 3);
@@ -79,11 +115,6 @@ async fn zoho_webhooks_are_event_arrays_signed_with_hmac_over_the_raw_body() {
         carried += array.len();
     }
     assert_eq!(carried, events.len());
-    // A tampered body would not verify.
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"another secret").expect("key");
-    mac.update(&received[0].body);
-    let forged: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_ne!(forged, received[0].headers["x-webhook-signature"].to_str().expect("ascii"));
     simulator.shutdown().await;
 }
 

@@ -19,6 +19,7 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     verify_hint: "verify = { type = \"basic\", username = \"syncline\", password = \"${HALOPSA_WEBHOOK_PASSWORD}\" } or { type = \"header\", header = \"x-halo-secret\", value = \"${HALOPSA_WEBHOOK_TOKEN}\" }",
     refuses_verification: any_verification,
     request_cost: one_per_call,
+    remaining_credits_header: None,
     webhook_format: "a JSON object with entity, entity_id and action",
     parse_webhook: webhook::parse,
 };

@@ -27,6 +27,7 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
         (!matches!(verification, WebhookVerification::Basic { .. })).then_some("pipedrive signs no webhooks and sends only HTTP Basic auth")
     },
     request_cost: cost::request_cost,
+    remaining_credits_header: None,
     webhook_format: "v1 or v2 webhooks with a `meta` object",
     parse_webhook: webhook::parse,
 };

@@ -1,13 +1,14 @@
-//! Zoho Desk: its entities ([`spec`]), webhooks ([`webhook`]) and their tokens ([`jwt`], with
-//! the key-set fetch in [`jwks`]).
+//! Zoho Desk: its entities ([`spec`]), its credit cost model ([`cost`]), webhooks ([`webhook`])
+//! and their tokens ([`jwt`], with the key-set fetch in [`jwks`]).
 
+pub mod cost;
 pub mod jwks;
 pub mod jwt;
 pub mod spec;
 pub mod webhook;
 
 use crate::config::AuthConfig;
-use crate::spec::{any_verification, one_per_call, ConnectorProfile};
+use crate::spec::{any_verification, ConnectorProfile};
 
 /// Zoho Desk as the generic code sees it.
 pub static PROFILE: ConnectorProfile = ConnectorProfile {
@@ -21,7 +22,8 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     needs_org_id: true,
     verify_hint: "verify = { type = \"zoho_jwt\", webhook_id = \"<the webhook's id at zoho desk>\" }",
     refuses_verification: any_verification,
-    request_cost: one_per_call,
+    request_cost: cost::request_cost,
+    remaining_credits_header: Some(cost::REMAINING_HEADER),
     webhook_format: "a JSON array of events with eventType and payload",
     parse_webhook: webhook::parse,
 };

@@ -7,9 +7,12 @@ use crate::spec::{EntitySpec, Pagination, SinceFilter, TerminalRule, NUMERIC_IDS
 /// Zoho Desk's deleted flags.
 const DELETED: &[&str] = &["isDeleted", "isTrashed"];
 
+/// The search endpoints' order for an incremental window: oldest modified first.
 const ZOHO_ASC: &[(&str, &str)] = &[("sortBy", "modifiedTime")];
-const ZOHO_DESC: &[(&str, &str)] = &[("sortBy", "-modifiedTime")];
 const ZOHO_ID: &[(&str, &str)] = &[("sortBy", "id")];
+/// The stable order of a full listing of tickets and contacts: `GET /tickets` sorts only by
+/// `createdTime`, `responseDueDate` or `customerResponseTime` (no modified time, no id).
+const ZOHO_CREATED: &[(&str, &str)] = &[("sortBy", "createdTime")];
 
 /// Zoho Desk. Threads and comments are sub-resources of tickets (`{parent}` in their paths):
 /// they are listed ticket by ticket, and an incremental run lists them only for the tickets the
@@ -62,16 +65,22 @@ pub static ENTITIES: &[EntitySpec] = &[
         list_path: "/contacts",
         records_key: "data",
         pagination: Pagination::FromLimit,
-        since_filter: None,
+        // `/contacts/search` takes `modifiedTimeRange` and stops at `from` 4999, as tickets.
+        since_filter: Some(SinceFilter::ModifiedTimeRange {
+            path: "/contacts/search",
+            max_offset: 4_999,
+        }),
         sort_modified_ascending: ZOHO_ASC,
-        sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_ID,
+        sort_modified_descending: &[],
+        sort_id: ZOHO_CREATED,
         id_field: "id",
         modified_field: Some("modifiedTime"),
         timestamp_fields: &["createdTime"],
         terminal: None,
         detail_path: "/contacts/{id}",
-        list_is_partial: false,
+        // Contact list and search rows are partial (no address, no description; list rows no
+        // `modifiedTime`): each new or changed contact is fetched by id.
+        list_is_partial: true,
         fields_path: None,
         parent: None,
         deleted_listing: None,
@@ -88,8 +97,8 @@ pub static ENTITIES: &[EntitySpec] = &[
             max_offset: 4_999,
         }),
         sort_modified_ascending: ZOHO_ASC,
-        sort_modified_descending: ZOHO_DESC,
-        sort_id: ZOHO_ID,
+        sort_modified_descending: &[],
+        sort_id: ZOHO_CREATED,
         id_field: "id",
         modified_field: Some("modifiedTime"),
         timestamp_fields: &["createdTime", "dueDate", "closedTime"],
@@ -117,8 +126,10 @@ pub static ENTITIES: &[EntitySpec] = &[
         sort_modified_descending: &[],
         sort_id: ZOHO_ID,
         id_field: "id",
-        modified_field: Some("createdTime"),
-        timestamp_fields: &[],
+        // Threads carry only `createdTime`, which an edit does not move: a thread's content is
+        // what tells a change, so its rows are compared with the stored record.
+        modified_field: None,
+        timestamp_fields: &["createdTime"],
         terminal: None,
         detail_path: "/tickets/{parent}/threads/{id}",
         list_is_partial: true,

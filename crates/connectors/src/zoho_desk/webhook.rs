@@ -39,7 +39,14 @@ pub(crate) fn parse(body: &Value, out: &mut Collector) -> Result<Option<String>,
             .and_then(id_text)
             .or_else(|| object_field(previous, "id").and_then(id_text))
             .ok_or_else(|| out.missing(format!("[{index}].payload.id")))?;
-        let action = if verb.eq_ignore_ascii_case("delete") {
+        // A `*_Delete` event, or a payload carrying Zoho's deleted flags (`isDeleted`,
+        // `isTrashed`: a ticket moved to the trash arrives as an update), is a delete; the
+        // worker still confirms it with a detail GET before it closes anything.
+        let flagged_deleted = out
+            .connector
+            .entity(entity)
+            .is_some_and(|spec| payload.is_object() && spec.is_deleted(payload));
+        let action = if verb.eq_ignore_ascii_case("delete") || flagged_deleted {
             EventAction::Delete
         } else {
             EventAction::Upsert
@@ -69,4 +76,47 @@ pub(crate) fn parse(body: &Value, out: &mut Collector) -> Result<Option<String>,
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use syncline_core::EventAction;
+
+    use crate::spec::ConnectorKind;
+    use crate::webhook::parse_webhook;
+
+    #[test]
+    fn zoho_payloads_flagged_deleted_or_trashed_are_deletes() {
+        let body = json!([
+            {"eventType": "Ticket_Update", "eventTime": "1700000000001", "orgId": "1",
+             "payload": {"id": "11", "isTrashed": true, "isDeleted": false}},
+            {"eventType": "Contact_Update", "eventTime": "1700000000002", "orgId": "1",
+             "payload": {"id": "12", "isDeleted": "true"}},
+            {"eventType": "Ticket_Update", "eventTime": "1700000000003", "orgId": "1",
+             "payload": {"id": "13", "isTrashed": false, "isDeleted": false}},
+            {"eventType": "Ticket_Delete", "eventTime": "1700000000004", "orgId": "1",
+             "payload": {"id": "14"}},
+            {"eventType": "Ticket_Comment_Update", "eventTime": "1700000000005", "orgId": "1",
+             "payload": {"id": "15", "ticketId": "13", "isDeleted": true}},
+        ]);
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let parsed = parse_webhook(ConnectorKind::ZohoDesk, "desk", &bytes, None, 0).unwrap();
+        let actions: Vec<(&str, &str, EventAction)> = parsed
+            .events
+            .iter()
+            .map(|event| (event.entity.as_str(), event.id.as_str(), event.action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("ticket", "11", EventAction::Delete),
+                ("contact", "12", EventAction::Delete),
+                ("ticket", "13", EventAction::Upsert),
+                ("ticket", "14", EventAction::Delete),
+                ("comment", "15", EventAction::Delete),
+            ]
+        );
+        assert_eq!(parsed.events[4].parent_id.as_deref(), Some("13"));
+    }
 }

@@ -1,6 +1,8 @@
 //! Zoho Desk HTTP API: lists with `from`/`limit` (0-based `from`; an empty list is `204 No
-//! Content`, as upstream), `/tickets/search` with `modifiedTimeRange` and `sortBy`, detail GETs,
-//! per-ticket threads and comments, and the Zoho Accounts token endpoint.
+//! Content`, as upstream; ticket and contact rows partial), `/tickets/search` and
+//! `/contacts/search` with `modifiedTimeRange` and `sortBy`, detail GETs, per-ticket threads and
+//! comments, and the Zoho Accounts token endpoint. Credits are charged by the gate
+//! ([`super::credits`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +32,14 @@ fn error(error: VendorError) -> Response {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tickets", list_route(Entity::Ticket))
-        .route("/api/v1/tickets/search", get(search_tickets))
+        .route(
+            "/api/v1/tickets/search",
+            get(
+                |State(shared): State<AppState>, Query(query): Query<HashMap<String, String>>| async move {
+                    search(&shared, Entity::Ticket, &Params(query))
+                },
+            ),
+        )
         .route("/api/v1/tickets/{id}", detail_route(Entity::Ticket))
         .route(
             "/api/v1/tickets/{id}/threads",
@@ -57,6 +66,14 @@ pub fn routes() -> Router<AppState> {
             get(|s: State<AppState>, p: Path<(String, String)>| async move { child(&s.0, Entity::Comment, &p.0 .0, &p.0 .1) }),
         )
         .route("/api/v1/contacts", list_route(Entity::Contact))
+        .route(
+            "/api/v1/contacts/search",
+            get(
+                |State(shared): State<AppState>, Query(query): Query<HashMap<String, String>>| async move {
+                    search(&shared, Entity::Contact, &Params(query))
+                },
+            ),
+        )
         .route("/api/v1/contacts/{id}", detail_route(Entity::Contact))
         .route("/api/v1/agents", list_route(Entity::Agent))
         .route("/api/v1/agents/{id}", detail_route(Entity::Agent))
@@ -118,17 +135,44 @@ pub const TICKET_LIST_FIELDS: &[&str] = &[
     "webUrl",
 ];
 
-/// A ticket as a list row (`GET /tickets`) or, with `modifiedTime` kept, a search row
-/// (`/tickets/search` sorts by it; that its rows carry it is not confirmed).
-fn ticket_row(record: &Value, keep_modified: bool) -> Value {
+/// The fields of a `GET /contacts` row: the contact's identity and links, as Zoho's "List
+/// contacts" example shows them; no `modifiedTime`, no address (`city`, `country`), no
+/// `description`, no `accountName`. A row is not the record; the detail GET is.
+pub const CONTACT_LIST_FIELDS: &[&str] = &[
+    "accountId",
+    "createdTime",
+    "email",
+    "firstName",
+    "id",
+    "isSpam",
+    "lastName",
+    "mobile",
+    "ownerId",
+    "phone",
+    "type",
+    "webUrl",
+];
+
+/// A ticket or contact as a list row (`GET /tickets`, `GET /contacts`) or, with `modifiedTime`
+/// kept, a search row (the search endpoints sort by it; that their rows carry it is not
+/// confirmed). Other entities' rows are whole records.
+fn list_row(entity: Entity, record: &Value, keep_modified: bool) -> Value {
+    let fields = match entity {
+        Entity::Ticket => TICKET_LIST_FIELDS,
+        Entity::Contact => CONTACT_LIST_FIELDS,
+        _ => return record.clone(),
+    };
     let Value::Object(map) = record else { return record.clone() };
     Value::Object(
         map.iter()
-            .filter(|(key, _)| TICKET_LIST_FIELDS.contains(&key.as_str()) || (keep_modified && key.as_str() == "modifiedTime"))
+            .filter(|(key, _)| fields.contains(&key.as_str()) || (keep_modified && key.as_str() == "modifiedTime"))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect(),
     )
 }
+
+/// The `sortBy` values `GET /tickets` accepts (each also with a `-` prefix).
+pub const TICKET_SORT_FIELDS: &[&str] = &["createdTime", "responseDueDate", "customerResponseTime"];
 
 /// The largest `from` Zoho Desk's search endpoints accept (0 to 4999).
 pub const SEARCH_MAX_FROM: usize = 4_999;
@@ -263,7 +307,8 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
         Err(response) => return error(response),
     };
     let (allowed, default): (&[&str], &str) = match entity {
-        Entity::Ticket => (&["createdTime", "modifiedTime", "ticketNumber", "dueDate", "id"], "id"),
+        // Zoho: `GET /tickets` sorts only by these (no modified time); anything else is a 400.
+        Entity::Ticket => (TICKET_SORT_FIELDS, "createdTime"),
         Entity::Contact => (&["createdTime", "modifiedTime", "id"], "id"),
         _ => (&["id"], "id"),
     };
@@ -281,10 +326,7 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
     let include = includes(params);
     let data = page
         .iter()
-        .map(|row| match entity {
-            Entity::Ticket => ticket_row(&row.record, false),
-            _ => row.record.clone(),
-        })
+        .map(|row| list_row(entity, &row.record, false))
         .map(|record| with_includes(&world.ctx.store, &record, &include))
         .collect();
     page_response(data, None)
@@ -317,13 +359,13 @@ fn range_param(params: &Params, name: &str) -> Result<Option<(i64, i64)>, Vendor
     }
 }
 
-/// `/tickets/search`: `modifiedTimeRange` / `createdTimeRange` (both ends inclusive), `sortBy`
-/// `modifiedTime`/`createdTime`/`relevance` (`-` for descending), `from`/`limit` (max 100),
-/// `{"data": [...], "count": N}`. As upstream, `from` only reaches [`SEARCH_MAX_FROM`]: the
-/// matches past it cannot be paged to, so a client must narrow the time range.
-async fn search_tickets(State(shared): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let params = Params(query);
-    let (from, limit) = match paging(&params, 10, 100) {
+/// `/tickets/search` and `/contacts/search`: `modifiedTimeRange` / `createdTimeRange` (both
+/// ends inclusive), `sortBy` `modifiedTime`/`createdTime`/`relevance` (`-` for descending),
+/// `from`/`limit` (max 100), `{"data": [...], "count": N}`, rows as partial as list rows (plus
+/// `modifiedTime`). As upstream, `from` only reaches [`SEARCH_MAX_FROM`]: the matches past it
+/// cannot be paged to, so a client must narrow the time range.
+fn search(shared: &Shared, entity: Entity, params: &Params) -> Response {
+    let (from, limit) = match paging(params, 10, 100) {
         Ok(paging) => paging,
         Err(response) => return error(response),
     };
@@ -332,17 +374,17 @@ async fn search_tickets(State(shared): State<AppState>, Query(query): Query<Hash
             "The value of from must be between 0 and {SEARCH_MAX_FROM}."
         )));
     }
-    let (field, direction) = match sort_param(&params, &["modifiedTime", "createdTime", "relevance"], "relevance") {
+    let (field, direction) = match sort_param(params, &["modifiedTime", "createdTime", "relevance"], "relevance") {
         Ok(sort) => sort,
         Err(response) => return error(response),
     };
-    let (modified, created) = match (range_param(&params, "modifiedTimeRange"), range_param(&params, "createdTimeRange")) {
+    let (modified, created) = match (range_param(params, "modifiedTimeRange"), range_param(params, "createdTimeRange")) {
         (Ok(modified), Ok(created)) => (modified, created),
         (Err(response), _) | (_, Err(response)) => return error(response),
     };
     let mut world = shared.world();
     if from > 0 {
-        shared.maybe_insert_while_paging(&mut world, Entity::Ticket);
+        shared.maybe_insert_while_paging(&mut world, entity);
     }
     // Search reads the eventually consistent index.
     let cutoff = shared.lagged_cutoff(&world);
@@ -351,7 +393,7 @@ async fn search_tickets(State(shared): State<AppState>, Query(query): Query<Hash
     let rows: Vec<Row> = world
         .ctx
         .store
-        .rows_as_of(Entity::Ticket, cutoff)
+        .rows_as_of(entity, cutoff)
         .into_iter()
         .filter(|row| {
             modified_window
@@ -364,7 +406,7 @@ async fn search_tickets(State(shared): State<AppState>, Query(query): Query<Hash
                 .unwrap_or(true)
         })
         .collect();
-    let rows = filter_rows(rows, &params);
+    let rows = filter_rows(rows, params);
     let rows = if field == "relevance" {
         sort_rows(rows, "id", direction)
     } else {
@@ -372,10 +414,10 @@ async fn search_tickets(State(shared): State<AppState>, Query(query): Query<Hash
     };
     let count = rows.len();
     let (page, _) = offset_page(&rows, from, limit);
-    let include = includes(&params);
+    let include = includes(params);
     let data = page
         .iter()
-        .map(|row| with_includes(&world.ctx.store, &ticket_row(&row.record, true), &include))
+        .map(|row| with_includes(&world.ctx.store, &list_row(entity, &row.record, true), &include))
         .collect();
     page_response(data, Some(count))
 }

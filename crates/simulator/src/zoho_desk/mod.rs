@@ -2,10 +2,12 @@
 //!
 //! Ids are numeric strings (`"1892000000042034"`); counts are strings (`"threadCount": "3"`);
 //! `modifiedTime` (tickets, contacts, comments) has millisecond resolution, e.g.
-//! `2016-06-21T13:16:14.000Z`. Threads carry only `createdTime`; agents and departments carry no
-//! modified time, as upstream.
+//! `2016-06-21T13:16:14.000Z`. Threads carry only `createdTime` (an edit moves neither it nor
+//! the ticket, and sends no webhook); agents and departments carry no modified time, as
+//! upstream.
 
 pub mod api;
+pub mod credits;
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -436,11 +438,9 @@ pub fn apply(ctx: &mut Ctx, rng: &mut StdRng, request: &ChangeRequest) -> Result
                     record["status"] = json!(if active { "DISABLED" } else { "ACTIVE" });
                 }
                 Entity::Department => record["description"] = json!(format!("Updated {}", rng.random_range(1..1000))),
-                Entity::Thread => {
-                    return Err(ChangeError::Unsupported(
-                        "zoho desk threads are not edited; add a new thread instead".into(),
-                    ))
-                }
+                // An edited thread (a corrected draft, say): its content changes, its
+                // `createdTime` does not, and neither does its ticket.
+                Entity::Thread => record["summary"] = json!(format!("Edited: {}", pick(rng, names::SUBJECTS))),
                 other => return Err(ChangeError::UnknownEntity(other)),
             }
             let modified = match modified_field(entity) {
@@ -497,6 +497,12 @@ fn event_type(event: &ChangeEvent) -> String {
         _ => "Update",
     };
     format!("{subject}_{verb}")
+}
+
+/// Whether Zoho Desk sends a webhook for a change: its thread events are `Ticket_Thread_Add`
+/// only, so an edited thread is seen by the API alone.
+pub fn sends_webhook(event: &ChangeEvent) -> bool {
+    !(event.entity == Entity::Thread && event.action == ChangeAction::Update)
 }
 
 /// One element of a Zoho Desk webhook array.
