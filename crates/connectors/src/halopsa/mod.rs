@@ -19,6 +19,6 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     verify_hint: "verify = { type = \"basic\", username = \"syncline\", password = \"${HALOPSA_WEBHOOK_PASSWORD}\" } or { type = \"header\", header = \"x-halo-secret\", value = \"${HALOPSA_WEBHOOK_TOKEN}\" }",
     refuses_verification: any_verification,
     request_cost: one_per_call,
-    webhook_format: "a JSON object with entity, entity_id and action",
+    webhook_format: "a JSON object (or, batched, an array of them) with event and object_id",
     parse_webhook: webhook::parse,
 };
