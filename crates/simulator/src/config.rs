@@ -49,6 +49,9 @@ pub struct SimulatorConfig {
     /// response body), oldest dropped first; 0 (the default) keeps none. The contract check
     /// (`.ci/contract/check.py`) reads it to validate every response against the vendor's spec.
     pub request_log_limit: usize,
+    /// HaloPSA: the tenant ignores `/Client` `lastupdatefromdate` / `lastupdatetodate` and lists
+    /// every client (whether real tenants honour the filter is unconfirmed).
+    pub halopsa_client_filter_ignored: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -67,6 +70,7 @@ impl Default for SimulatorConfig {
             auth: AuthConfig::default(),
             faults: FaultConfig::default(),
             request_log_limit: 0,
+            halopsa_client_filter_ignored: false,
         }
     }
 }
@@ -280,6 +284,17 @@ pub enum HaloWebhookAuth {
     },
 }
 
+/// The payload type of a HaloPSA webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaloPayload {
+    /// The event fields and the object nested under its type (`"ticket": {...}`).
+    #[default]
+    Full,
+    /// Event information only: `{"id", "event", "object_id", "webhook_id"}`.
+    EventOnly,
+}
+
 /// Outgoing webhooks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -302,6 +317,14 @@ pub struct WebhookConfig {
     pub zoho_max_events_per_delivery: usize,
     /// HaloPSA webhook authentication.
     pub halopsa_auth: HaloWebhookAuth,
+    /// What a HaloPSA delivery carries: `full` (the object nested under its type, as the live
+    /// delivery) or `event_only` (`{"id", "event", "object_id", "webhook_id"}`).
+    pub halopsa_payload: HaloPayload,
+    /// HaloPSA batching (v2.164 and later): 0 (the default) sends one JSON object per event;
+    /// n sends JSON arrays of up to n events.
+    pub halopsa_batch_size: usize,
+    /// The `webhook_id` HaloPSA deliveries carry.
+    pub halopsa_webhook_id: String,
     /// Retry delays in seconds after a failed delivery (non-2xx or no answer). `None` uses
     /// Pipedrive's published schedule, 3, 30 and 150 s (used for all connectors).
     pub retry_schedule_secs: Option<Vec<f64>>,
@@ -330,6 +353,9 @@ impl Default for WebhookConfig {
                 username: "sim-halo-webhook-user".into(),
                 password: "sim-halo-webhook-password".into(),
             },
+            halopsa_payload: HaloPayload::Full,
+            halopsa_batch_size: 0,
+            halopsa_webhook_id: "53232637-7724-4a19-b126-3c7267a292aa".into(),
             retry_schedule_secs: None,
             retry_scale: 1.0,
             ban_after_failures: Some(10),
