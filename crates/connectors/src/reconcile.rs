@@ -1217,10 +1217,7 @@ mod tests {
     fn since_is_formatted_per_vendor() {
         let time = parse_timestamp("2026-01-01T00:10:05.250Z").unwrap();
         assert_eq!(format_since(SinceFilter::UpdatedSince, time), "2026-01-01T00:10:05Z");
-        assert_eq!(
-            format_since(crate::halopsa::spec::INVOICE_SINCE, time),
-            "2026-01-01T00:10:05.250Z"
-        );
+        assert_eq!(format_since(crate::halopsa::spec::INVOICE_SINCE, time), "2026-01-01T00:10:05.250Z");
     }
 
     #[test]

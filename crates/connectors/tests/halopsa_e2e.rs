@@ -141,7 +141,10 @@ async fn halopsa_invoices_are_incremental_on_last_modified_and_fetch_only_change
     let entities = by_entity(&reports);
     let invoice = &entities["invoice"];
     assert_eq!(invoice.method, "incremental");
-    assert!(invoice.listed < 10, "the since-filter lists the changes, not the 60 invoices: {invoice:?}");
+    assert!(
+        invoice.listed < 10,
+        "the since-filter lists the changes, not the 60 invoices: {invoice:?}"
+    );
     assert_eq!((invoice.fetched, invoice.new_versions), (3, 3), "{invoice:?}");
     // The capped quotation pull lists every quotation but fetches only the two that changed.
     let quotation = &entities["quotation"];
@@ -204,7 +207,15 @@ async fn halopsa_a_tenant_ignoring_the_client_filter_falls_back_to_the_capped_pu
     harness.assert_matches_truth().await;
     let listings = list_requests(&harness, "/api/Client");
     let last = listings.last().expect("a client listing");
-    assert!(query_has(last, "order", Some("alastupdate")) && query_has(last, "orderdesc", Some("true")), "{:?}", last.query);
+    assert!(
+        query_has(last, "order", Some("alastupdate")) && query_has(last, "orderdesc", Some("true")),
+        "{:?}",
+        last.query
+    );
     assert!(!query_has(last, "lastupdatefromdate", None), "{:?}", last.query);
-    assert!(listings.iter().rev().nth(1).is_some_and(|first| query_has(first, "lastupdatefromdate", None)));
+    assert!(listings
+        .iter()
+        .rev()
+        .nth(1)
+        .is_some_and(|first| query_has(first, "lastupdatefromdate", None)));
 }

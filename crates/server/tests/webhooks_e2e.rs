@@ -861,7 +861,11 @@ async fn halopsa_reconcile_then_webhook_of_unchanged_records_writes_no_version()
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["stored"].as_u64(), Some(elements.len() as u64), "{answer}");
     env.wait_until_applied().await;
-    assert_eq!(env.version_counts().await, loaded, "a webhook of an unchanged record writes no version");
+    assert_eq!(
+        env.version_counts().await,
+        loaded,
+        "a webhook of an unchanged record writes no version"
+    );
 
     // Reconciling the same records fetches no detail and writes nothing.
     for mode in [SyncMode::Incremental, SyncMode::Full] {
@@ -933,12 +937,7 @@ async fn halopsa_event_only_deliveries_are_refetched_by_object_id() {
         .map(|event| (event.entity.name().to_string(), event.id.to_string()))
         .collect();
     for (entity, id) in &changed {
-        let versions: Vec<_> = env
-            .versions(entity)
-            .await
-            .into_iter()
-            .filter(|version| &version.id == id)
-            .collect();
+        let versions: Vec<_> = env.versions(entity).await.into_iter().filter(|version| &version.id == id).collect();
         assert!(!versions.is_empty(), "{entity} {id} was written");
     }
     env.assert_halopsa_parity().await;
@@ -948,7 +947,10 @@ async fn halopsa_event_only_deliveries_are_refetched_by_object_id() {
     let ticket = env.simulator.truth(Entity::Ticket).unwrap()[0].clone();
     let id = ticket["id"].as_u64().unwrap();
     env.simulator
-        .apply_change(&syncline_simulator::ChangeRequest::Update { entity: Entity::Ticket, id })
+        .apply_change(&syncline_simulator::ChangeRequest::Update {
+            entity: Entity::Ticket,
+            id,
+        })
         .unwrap();
     let body = json!({"id": "5f1c7c0e-0000-4000-8000-000000000001", "event": "ticket updated", "object_id": id, "webhook_id": "w"});
     let (status, answer) = env.post_halopsa(&body).await;
@@ -968,7 +970,11 @@ async fn halopsa_unknown_events_are_acknowledged_and_counted() {
     ]);
     let (status, answer) = env.post_halopsa(&batch).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!((answer["stored"].as_u64(), answer["ignored"].as_u64()), (Some(1), Some(1)), "{answer}");
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["ignored"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
     // A long made-up event name is acknowledged too, and never becomes a label.
     let long_name = format!("custom {}", "z".repeat(5_000));
     let (status, answer) = env

@@ -394,10 +394,26 @@ async fn halo_ids(simulator: &SimulatorHandle, path: &str, key: &str) -> Vec<u64
 #[tokio::test]
 async fn halo_since_filters_are_the_documented_ones() {
     for (entity, key, filter) in [
-        (Entity::Ticket, "tickets", "/api/Tickets?lastupdatefromdate={from}&lastupdatetodate={to}"),
-        (Entity::Ticket, "tickets", "/api/Tickets?datesearch=last_update&startdate={from}&enddate={to}"),
-        (Entity::Invoice, "invoices", "/api/Invoice?datesearch=last_modified&start_date={from}"),
-        (Entity::Client, "clients", "/api/Client?lastupdatefromdate={from}&lastupdatetodate={to}"),
+        (
+            Entity::Ticket,
+            "tickets",
+            "/api/Tickets?lastupdatefromdate={from}&lastupdatetodate={to}",
+        ),
+        (
+            Entity::Ticket,
+            "tickets",
+            "/api/Tickets?datesearch=last_update&startdate={from}&enddate={to}",
+        ),
+        (
+            Entity::Invoice,
+            "invoices",
+            "/api/Invoice?datesearch=last_modified&start_date={from}",
+        ),
+        (
+            Entity::Client,
+            "clients",
+            "/api/Client?lastupdatefromdate={from}&lastupdatetodate={to}",
+        ),
     ] {
         let simulator = simulator_with(Connector::Halopsa, entity, 0).await;
         let created = three_creations(&simulator, entity);
@@ -413,12 +429,21 @@ async fn halo_since_filters_are_the_documented_ones() {
     let simulator = simulator_with(Connector::Halopsa, Entity::Invoice, 0).await;
     let created = three_creations(&simulator, Entity::Invoice);
     let since = format_halo(created[2].1);
-    assert_eq!(halo_ids(&simulator, &format!("/api/Invoice?startdate={since}"), "invoices").await.len(), 3);
+    assert_eq!(
+        halo_ids(&simulator, &format!("/api/Invoice?startdate={since}"), "invoices")
+            .await
+            .len(),
+        3
+    );
     let quotations = simulator.truth(Entity::Quotation).expect("truth").len();
     let path = format!("/api/Quotation?lastupdatefromdate={since}&datesearch=last_update_time&start_date={since}");
     assert_eq!(halo_ids(&simulator, &path, "quotes").await.len(), quotations);
     let response = halo_get(&simulator, &format!("/api/Invoice?datesearch=invoice_date&start_date={since}")).await;
-    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST, "only last_modified is searched");
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::BAD_REQUEST,
+        "only last_modified is searched"
+    );
     simulator.shutdown().await;
 
     // A tenant configured to ignore the client filter lists every client.

@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{
-    assert_record_covers, assert_same_top_level, client, config, fixture, halo_schema_properties, halo_swagger, start, Receiver,
-};
+use common::{assert_record_covers, assert_same_top_level, client, config, fixture, halo_schema_properties, halo_swagger, start, Receiver};
 use serde_json::{json, Value};
 use syncline_simulator::{ChangeRequest, Connector, Entity, PipedriveWebhookVersion, SimulatorHandle};
 
@@ -502,7 +500,12 @@ async fn halopsa_list_rows_are_strict_subsets_of_the_details() {
     for (entity, path, detail_schema, detail_only) in [
         (Entity::Ticket, "/api/Tickets", "Faults", None),
         (Entity::Invoice, "/api/Invoice", "InvoiceHeader", Some(("lines", "includelines"))),
-        (Entity::Quotation, "/api/Quotation", "QuotationHeader", Some(("lines", "includelines"))),
+        (
+            Entity::Quotation,
+            "/api/Quotation",
+            "QuotationHeader",
+            Some(("lines", "includelines")),
+        ),
         (Entity::Client, "/api/Client", "Area", Some(("notes", "includenotes"))),
     ] {
         let detail_fields = halo_schema_properties(&swagger, detail_schema);
@@ -516,7 +519,12 @@ async fn halopsa_list_rows_are_strict_subsets_of_the_details() {
             let detail = get_json(&simulator, &format!("{path}/{}", row["id"])).await;
             let detail = detail.as_object().expect("object");
             for (field, value) in row {
-                assert_eq!(detail.get(field), Some(value), "{entity} {}: {field} differs from the detail", row["id"]);
+                assert_eq!(
+                    detail.get(field),
+                    Some(value),
+                    "{entity} {}: {field} differs from the detail",
+                    row["id"]
+                );
             }
             assert!(row.len() < detail.len(), "{entity}: a list row is a strict subset of the detail");
             for field in detail.keys() {

@@ -177,6 +177,9 @@ mod tests {
         assert!(!CLIENT_SINCE.ignored_by(client, &[new, same_second], since));
         let ticket = ConnectorKind::Halopsa.entity("ticket").unwrap();
         let old_ticket = serde_json::json!({"id": 1, "last_update": "2026-01-01T00:00:00.0000000Z"});
-        assert!(!TICKET_SINCE.ignored_by(ticket, &[old_ticket], since), "a trusted filter is not second-guessed");
+        assert!(
+            !TICKET_SINCE.ignored_by(ticket, &[old_ticket], since),
+            "a trusted filter is not second-guessed"
+        );
     }
 }

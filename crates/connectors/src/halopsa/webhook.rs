@@ -117,8 +117,8 @@ fn parse_one(map: &Map<String, Value>, out: &mut Collector, at: &str) -> Result<
         .or_else(|| object_field(record, "id").and_then(id_text))
         .ok_or_else(|| out.missing(format!("{at}object_id")))?;
     let legacy_action = map.get("action").and_then(Value::as_str).map(str::to_ascii_lowercase);
-    let deleted = words.iter().any(|word| word.starts_with("delet"))
-        || legacy_action.as_deref().is_some_and(|action| action.starts_with("delet"));
+    let deleted =
+        words.iter().any(|word| word.starts_with("delet")) || legacy_action.as_deref().is_some_and(|action| action.starts_with("delet"));
     let action = if deleted { EventAction::Delete } else { EventAction::Upsert };
     let modified = out
         .connector
@@ -155,12 +155,18 @@ mod tests {
     #[test]
     fn live_fixture_parses_as_a_ticket_upsert() {
         let parsed = parse(&live().to_string());
-        assert_eq!(parsed.delivery_id, "8e25bc7b-e07e-4102-9398-5d6647e1e79d@2026-09-25T06:41:08.7895915Z");
+        assert_eq!(
+            parsed.delivery_id,
+            "8e25bc7b-e07e-4102-9398-5d6647e1e79d@2026-09-25T06:41:08.7895915Z"
+        );
         assert_eq!(parsed.events.len(), 1);
         let event = &parsed.events[0];
         assert_eq!((event.entity.as_str(), event.id.as_str()), ("ticket", "4242"));
         assert_eq!(event.action, EventAction::Upsert);
-        assert_eq!(event.event_time, syncline_core::parse_timestamp("2026-09-25T06:41:08.789Z").unwrap());
+        assert_eq!(
+            event.event_time,
+            syncline_core::parse_timestamp("2026-09-25T06:41:08.789Z").unwrap()
+        );
         assert_eq!(event.delivery_id, parsed.delivery_id);
     }
 
@@ -225,11 +231,25 @@ mod tests {
         let long = "x".repeat(10_000);
         let parsed = parse(&json!({"id": "d1", "event": long, "object_id": 1}).to_string());
         assert_eq!(parsed.unknown_entities[0].len(), MAX_EVENT_NAME_CHARS);
-        for bad in [r#"{"object_id": 1}"#, r#"[{"event": "ticket updated", "object_id": 1}, 7]"#, r#""ticket""#] {
-            assert!(parse_webhook(ConnectorKind::Halopsa, "halo", bad.as_bytes(), None, 1).is_err(), "{bad}");
+        for bad in [
+            r#"{"object_id": 1}"#,
+            r#"[{"event": "ticket updated", "object_id": 1}, 7]"#,
+            r#""ticket""#,
+        ] {
+            assert!(
+                parse_webhook(ConnectorKind::Halopsa, "halo", bad.as_bytes(), None, 1).is_err(),
+                "{bad}"
+            );
         }
         assert!(
-            parse_webhook(ConnectorKind::Halopsa, "halo", br#"{"id": "e", "event": "ticket updated"}"#, None, 1).is_err(),
+            parse_webhook(
+                ConnectorKind::Halopsa,
+                "halo",
+                br#"{"id": "e", "event": "ticket updated"}"#,
+                None,
+                1
+            )
+            .is_err(),
             "a known event without an object id cannot be re-fetched"
         );
     }

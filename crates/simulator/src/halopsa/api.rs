@@ -198,7 +198,10 @@ fn since_windows(shared: &Shared, entity: Entity, params: &Params) -> Result<Vec
                             DATESEARCH_FIELDS.join(", ")
                         )));
                     };
-                    windows.push((*field, TimeWindow::halo(date_param(params, "startdate")?, date_param(params, "enddate")?)));
+                    windows.push((
+                        *field,
+                        TimeWindow::halo(date_param(params, "startdate")?, date_param(params, "enddate")?),
+                    ));
                 }
             }
         }
