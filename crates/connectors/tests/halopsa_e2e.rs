@@ -1,8 +1,8 @@
 //! End-to-end reconciliation against the HaloPSA simulator (clients, tickets, invoices,
 //! quotations): client-credentials OAuth2, `pageinate`/`page_no` paging with `record_count`,
 //! the since-filters (tickets and clients `lastupdatefromdate`, invoices `datesearch=last_modified`
-//! + `start_date`, the capped pull when a tenant ignores the client filter), capped quotations,
-//! partial list rows completed by detail GETs of new or changed ids only, faults.
+//! with `start_date`, the capped pull when a tenant ignores the client filter), capped
+//! quotations, partial list rows completed by detail GETs of new or changed ids only, faults.
 
 mod common;
 
