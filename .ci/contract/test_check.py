@@ -106,12 +106,36 @@ class HaloTest(unittest.TestCase):
     def test_real_tickets_validate_as_faults(self):
         ticket = fixture("halopsa/ticket_create_response_abbreviated.json")
         live = fixture("halopsa/webhook_ticket_status_changed_live.json")["ticket"]
-        requests = [
-            entry("/api/Tickets/1234", ticket),
-            entry("/api/Tickets", {"record_count": 2, "page_no": 1, "page_size": 50, "tickets": [ticket, live]}),
-        ]
+        requests = [entry("/api/Tickets/1234", ticket), entry("/api/Tickets/4242", live)]
         violations, _ = check.validate("halopsa", [self.spec], requests)
         self.assertEqual([], [(v.operation, v.where, v.detail) for v in violations])
+
+    def test_ticket_list_rows_validate_against_faults_list_only(self):
+        live = fixture("halopsa/webhook_ticket_status_changed_live.json")["ticket"]
+        list_fields = set(self.spec.components["schemas"]["Faults_List"]["properties"])
+        row = {name: value for name, value in live.items() if name in list_fields}
+        self.assertIn("team_id", live)
+        self.assertNotIn("team_id", row, "the live ticket's team_id is a detail field")
+        page = {"record_count": 1, "page_no": 1, "page_size": 50, "tickets": [row]}
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Tickets", page)])
+        self.assertEqual([], [(v.operation, v.where, v.detail) for v in violations])
+        # The detail record as a list row: fields the list does not send are reported.
+        page["tickets"] = [live]
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Tickets", page)])
+        self.assertEqual([("/tickets/*", "field not in the schema: ('team_id' was unexpected)")], [(v.where, v.detail) for v in violations])
+
+    def test_opt_in_list_fields_are_accepted_only_when_asked(self):
+        invoice = {"id": 1, "client_id": 2, "last_modified": "2026-01-01T00:00:00.0000000Z", "lines": []}
+        page = {"record_count": 1, "invoices": [invoice]}
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Invoice", page)])
+        self.assertEqual(["/invoices/*"], [v.where for v in violations])
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Invoice", page, [("includelines", "true")])])
+        self.assertEqual([], violations)
+        client = {"id": 1, "name": "A", "alastupdate": "2026-01-01T00:00:00.0000000Z", "notes": ""}
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Client", {"record_count": 1, "clients": [client]})])
+        self.assertEqual(["/clients/*"], [v.where for v in violations])
+        violations, _ = check.validate("halopsa", [self.spec], [entry("/api/Client/1", client)])
+        self.assertEqual([], violations, "a detail carries its notes")
 
     def test_a_field_outside_the_schema_and_a_wrong_envelope_are_reported(self):
         ticket = dict(fixture("halopsa/ticket_create_response_abbreviated.json"), made_up=1)

@@ -31,7 +31,7 @@ pub use config::{
 pub use http::{CallStats, HttpEngine};
 pub use locks::WriteLocks;
 pub use reconcile::{sync_source, EntityReport, NoProgress, Progress, SourceRun, SyncMode};
-pub use spec::{ConnectorKind, ConnectorProfile, EntitySpec, IdSyntax, InvalidId, Pagination, SinceFilter};
+pub use spec::{ConnectorKind, ConnectorProfile, EntitySpec, IdSyntax, IgnoredFilter, InvalidId, Pagination, SinceFilter};
 pub use webhook::{
     body_digest, parse_webhook, verify, HmacScheme, HmacVerification, ParseError, ParsedWebhook, SignatureEncoding, VerifyError,
     WebhookVerification,

@@ -8,6 +8,12 @@
 //! run also reads that listing with the same since-filter and closes the ids it returns at their
 //! delete time, so a lost delete webhook heals without waiting for the full reconcile.
 //!
+//! Where list rows are partial (`list_is_partial`), every mode compares the listed ids and
+//! modified times with the current-record index and fetches the detail of new or changed ids
+//! only, so the reconciler writes the same shape (and hash) as the webhook worker. A since-filter
+//! the vendor may ignore ([`crate::spec::IgnoredFilter::FallBackToCapped`]) is watched: a page
+//! with rows older than the since time turns the run into a capped pull.
+//!
 //! The decisions are pure functions ([`since_for`], [`select_changed`], [`advance_cursor`],
 //! [`dedupe_latest`], [`deleted_list_request`], [`delete_observations`]); the I/O around them is
 //! thin.
@@ -90,6 +96,9 @@ pub struct EntityReport {
     pub skipped: usize,
     /// True when a budgeted child listing stopped early; the next full run resumes it.
     pub resumable: bool,
+    /// True when the vendor ignored a since-filter that may be ignored (rows modified before the
+    /// since time came back): the run went on as a capped pull (`method` is `capped`).
+    pub since_filter_ignored: bool,
     /// API calls and cost.
     pub calls: CallStats,
     /// Wall time in milliseconds.
@@ -325,7 +334,7 @@ pub fn format_since(filter: SinceFilter, since: Millis) -> String {
     match filter {
         // Pipedrive: RFC 3339 in whole seconds (the filter is inclusive; seconds round down).
         SinceFilter::UpdatedSince => format!("{}Z", text.get(..19).unwrap_or(&text)),
-        SinceFilter::ModifiedTimeRange { .. } | SinceFilter::DateSearch { .. } => text,
+        SinceFilter::ModifiedTimeRange { .. } | SinceFilter::SinceParam { .. } => text,
     }
 }
 
@@ -571,7 +580,11 @@ impl EntityRun<'_, '_> {
             })
             .collect();
         let keyed = dedupe_latest(keyed);
-        let selected: Vec<(String, Option<Millis>, Value)> = if self.mode == SyncMode::Full || self.parent.is_some() {
+        // Partial rows are compared with the index in every mode: only new or changed ids cost
+        // a detail GET, and an unchanged record is not fetched (its stored version is the
+        // detail already, written by either path).
+        let compare_with_index = self.mode == SyncMode::Full || self.parent.is_some() || spec.list_is_partial;
+        let selected: Vec<(String, Option<Millis>, Value)> = if compare_with_index {
             let ids: Vec<String> = keyed.iter().map(|(id, ..)| id.clone()).collect();
             let index = state.current_versions(self.run.source, spec.name, &ids).await?;
             let pairs: Vec<(String, Option<Millis>)> = keyed.iter().map(|(id, modified, _)| (id.clone(), *modified)).collect();
@@ -881,23 +894,35 @@ async fn sync_entity(
         None => {
             let (request, method) = list_request(spec, mode, cursor, source_config, page_size);
             report.method = method.to_string();
-            if method == "capped" {
-                let mut records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
-                if records.len() > source_config.capped_limit {
-                    // Unpaged lists come whole: keep the newest N.
-                    records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
-                    records.truncate(source_config.capped_limit);
+            // A since-filter the vendor may ignore is watched: the since time it was sent with.
+            let watched = match (method, spec.since_filter, cursor) {
+                ("incremental", Some(filter), Some(cursor)) => {
+                    Some((filter, since_for(cursor, (source_config.lookback_minutes * 60_000) as i64)))
                 }
-                report.listed = records.len();
-                new_cursor = advance_cursor(new_cursor, records.iter().filter_map(|record| record_modified(record, spec)));
-                let newest = entity_run.apply_listed(&mut names, records, listing_started, report).await?;
-                new_cursor = advance_cursor(new_cursor, newest);
-            } else {
+                _ => None,
+            };
+            let mut capped = method == "capped";
+            if !capped {
                 // Each page is compared and written as it arrives: memory stays flat.
                 let mut pager = Pager::new(spec, &request);
                 loop {
                     let page_started = wall_clock_ms();
                     let Some(page) = pager.next_page(engine).await? else { break };
+                    if let Some((filter, since)) = watched {
+                        if filter.ignored_by(spec, &page, since) {
+                            tracing::warn!(
+                                source,
+                                entity = spec.name,
+                                since = %format_timestamp(since),
+                                "the vendor ignored the since-filter (rows modified before the since time came back); \
+                                 falling back to the capped pull of the newest records"
+                            );
+                            report.since_filter_ignored = true;
+                            report.method = "capped".into();
+                            capped = true;
+                            break;
+                        }
+                    }
                     progress.listed(source, spec.name, pager.listed());
                     new_cursor = advance_cursor(new_cursor, page.iter().filter_map(|record| record_modified(record, spec)));
                     if mode == SyncMode::Full {
@@ -912,7 +937,20 @@ async fn sync_entity(
                 }
                 report.listed = pager.listed();
             }
-            if method == "incremental" {
+            if capped {
+                let request = capped_request(spec, source_config, page_size);
+                let mut records = list_records(engine, spec, &request, |count| progress.listed(source, spec.name, count)).await?;
+                if records.len() > source_config.capped_limit {
+                    // Unpaged lists come whole: keep the newest N.
+                    records.sort_by_key(|record| std::cmp::Reverse(record_modified(record, spec)));
+                    records.truncate(source_config.capped_limit);
+                }
+                report.listed = records.len();
+                new_cursor = advance_cursor(new_cursor, records.iter().filter_map(|record| record_modified(record, spec)));
+                let newest = entity_run.apply_listed(&mut names, records, listing_started, report).await?;
+                new_cursor = advance_cursor(new_cursor, newest);
+            }
+            if report.method == "incremental" {
                 if let Some(deleted_request) = deleted_list_request(spec, &request) {
                     let deleted = list_records(engine, spec, &deleted_request, |_| {}).await?;
                     let deletes = delete_observations(spec, &deleted);
@@ -1109,9 +1147,9 @@ fn list_request(
                     });
                     path.to_string()
                 }
-                SinceFilter::DateSearch { field } => {
-                    params.push(("datesearch".into(), field.to_string()));
-                    params.push(("startdate".into(), format_since(filter, since)));
+                SinceFilter::SinceParam { param, with, .. } => {
+                    params.extend(with.iter().map(|(key, value)| (key.to_string(), value.to_string())));
+                    params.push((param.to_string(), format_since(filter, since)));
                     spec.list_path.to_string()
                 }
             };
@@ -1126,20 +1164,7 @@ fn list_request(
                 "incremental",
             )
         }
-        (SyncMode::Incremental, _, _) => (
-            ListRequest {
-                path: spec.list_path.to_string(),
-                params: spec
-                    .sort_modified_descending
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                page_size: page_size.min(source_config.capped_limit.max(1)),
-                cap: Some(source_config.capped_limit),
-                window: None,
-            },
-            "capped",
-        ),
+        (SyncMode::Incremental, _, _) => (capped_request(spec, source_config, page_size), "capped"),
         (SyncMode::Full, _, _) => (
             ListRequest {
                 path: spec.list_path.to_string(),
@@ -1150,6 +1175,21 @@ fn list_request(
             },
             "full",
         ),
+    }
+}
+
+/// The capped pull of an entity: its newest `capped_limit` records, newest first.
+fn capped_request(spec: &EntitySpec, source_config: &SourceConfig, page_size: usize) -> ListRequest {
+    ListRequest {
+        path: spec.list_path.to_string(),
+        params: spec
+            .sort_modified_descending
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        page_size: page_size.min(source_config.capped_limit.max(1)),
+        cap: Some(source_config.capped_limit),
+        window: None,
     }
 }
 
@@ -1345,10 +1385,7 @@ mod tests {
     fn since_is_formatted_per_vendor() {
         let time = parse_timestamp("2026-01-01T00:10:05.250Z").unwrap();
         assert_eq!(format_since(SinceFilter::UpdatedSince, time), "2026-01-01T00:10:05Z");
-        assert_eq!(
-            format_since(SinceFilter::DateSearch { field: "last_update" }, time),
-            "2026-01-01T00:10:05.250Z"
-        );
+        assert_eq!(format_since(crate::halopsa::spec::INVOICE_SINCE, time), "2026-01-01T00:10:05.250Z");
     }
 
     #[test]

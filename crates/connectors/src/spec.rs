@@ -152,12 +152,52 @@ pub enum SinceFilter {
         /// record listed (the search is sorted oldest first), so none is lost.
         max_offset: usize,
     },
-    /// HaloPSA `datesearch=<field>&startdate=<from>&enddate=<to>`.
-    DateSearch {
-        /// The date field searched.
-        field: &'static str,
+    /// One query parameter carrying the since time, with fixed companions: HaloPSA tickets and
+    /// clients `lastupdatefromdate=<since>`, invoices `datesearch=last_modified&start_date=<since>`.
+    /// The list is sorted by `sort_modified_ascending` (oldest first).
+    SinceParam {
+        /// The parameter carrying the since time (ISO 8601, UTC, milliseconds).
+        param: &'static str,
+        /// Parameters sent beside it, unchanged.
+        with: &'static [(&'static str, &'static str)],
+        /// What the reconciler does if the vendor ignores the filter.
+        if_ignored: IgnoredFilter,
     },
 }
+
+/// What an incremental run does when a since-filter may be ignored by the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoredFilter {
+    /// The vendor documents the filter and honours it: rows are taken as listed.
+    Trusted,
+    /// Whether the vendor honours the filter is unconfirmed: a listed row modified before the
+    /// since time proves it ignored it, and the run goes on as a capped pull (newest
+    /// `capped_limit` records by `sort_modified_descending`) instead of paging the whole list.
+    FallBackToCapped,
+}
+
+impl SinceFilter {
+    /// True when a listed page with these records shows the vendor ignored the filter sent
+    /// with `since`: the filter may be ignored ([`IgnoredFilter::FallBackToCapped`]) and a
+    /// record's modified time is before `since` by more than [`IGNORED_FILTER_TOLERANCE_MS`]
+    /// (a vendor comparing in whole seconds is not mistaken for one ignoring the filter).
+    pub fn ignored_by(&self, spec: &EntitySpec, records: &[Value], since: syncline_core::Millis) -> bool {
+        let SinceFilter::SinceParam {
+            if_ignored: IgnoredFilter::FallBackToCapped,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        records
+            .iter()
+            .filter_map(|record| crate::reconcile::record_modified(record, spec))
+            .any(|modified| modified < since.saturating_sub(IGNORED_FILTER_TOLERANCE_MS))
+    }
+}
+
+/// How much older than the since time a row may be before it proves the filter was ignored.
+pub const IGNORED_FILTER_TOLERANCE_MS: i64 = 1_000;
 
 /// Records of an entity in a terminal state (closed tickets, paid invoices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

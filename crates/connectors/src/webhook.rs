@@ -1030,7 +1030,7 @@ mod tests {
                 br#"[{"eventType":"Ticket_Add","payload":{}}]"#,
                 "[0].payload.id",
             ),
-            (ConnectorKind::Halopsa, br#"{"entity":"ticket","action":"update"}"#, "entity_id"),
+            (ConnectorKind::Halopsa, br#"{"entity":"ticket","action":"update"}"#, "object_id"),
         ];
         for (connector, body, needle) in cases {
             let error = parse_webhook(connector, "s", body, None, NOW).unwrap_err().to_string();
@@ -1042,7 +1042,8 @@ mod tests {
     fn halopsa_shapes() {
         let body = json!({"id": "6f1c", "event": "Ticket Deleted", "entity": "ticket", "entity_id": 42, "action": "delete", "timestamp": "2024-01-15T10:20:30.1230000Z", "ticket": null});
         let parsed = parse(ConnectorKind::Halopsa, &body);
-        assert_eq!(parsed.delivery_id, "6f1c");
+        // The element's GUID with its timestamp: a reused GUID with a later change is new.
+        assert_eq!(parsed.delivery_id, "6f1c@2024-01-15T10:20:30.1230000Z");
         assert_eq!(
             (
                 parsed.events[0].entity.as_str(),

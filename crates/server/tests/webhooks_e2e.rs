@@ -62,6 +62,10 @@ async fn start_with(simulator_config: SimulatorConfig, zoho_verify: Option<Strin
     let credentials = simulator.credentials();
     let dir = tempfile::tempdir().unwrap();
     let auth = match simulator.connector() {
+        Connector::Halopsa => format!(
+            "auth = {{ type = \"client_credentials\", token_url = \"{}\", client_id = \"{}\", client_secret = \"{}\" }}\n[sources.crm.webhook]\nverify = {{ type = \"basic\", username = \"{HOOK_USER}\", password = \"{HOOK_PASSWORD}\" }}",
+            credentials.token_url, credentials.client_id, credentials.client_secret
+        ),
         Connector::Pipedrive => format!(
             "auth = {{ type = \"api_token\", token = \"{}\" }}\n[sources.crm.webhook]\nverify = {{ type = \"basic\", username = \"{HOOK_USER}\", password = \"{HOOK_PASSWORD}\" }}",
             credentials.api_token.clone().unwrap()
@@ -767,5 +771,232 @@ async fn zoho_jwt_simulator_deliveries_are_accepted_across_a_key_rotation() {
     for entity in env.config.sources["crm"].selected_entities() {
         env.assert_parity(entity, None).await;
     }
+    env.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HaloPSA: the live delivery shape (`event`, `object_id`, the object nested under its type),
+// event-only payloads and batched arrays; partial list rows reconciled without phantoms.
+
+const HALO_ENTITIES: [&str; 4] = ["client", "ticket", "invoice", "quotation"];
+
+fn halopsa_simulator() -> SimulatorConfig {
+    let mut config = SimulatorConfig::for_connector(Connector::Halopsa);
+    config.seed = 31;
+    config.webhooks.halopsa_auth = syncline_simulator::HaloWebhookAuth::Basic {
+        username: HOOK_USER.into(),
+        password: HOOK_PASSWORD.into(),
+    };
+    config.webhooks.retry_scale = 0.001;
+    config.initial_records = [
+        (Entity::Client, 8),
+        (Entity::Ticket, 30),
+        (Entity::Invoice, 15),
+        (Entity::Quotation, 10),
+    ]
+    .into_iter()
+    .collect();
+    config
+}
+
+/// One element in the live delivery's shape (the fixture's fields), about `record` of `entity`.
+fn halopsa_element(entity: &str, record: &Value, guid: &str) -> Value {
+    let mut element: Value = serde_json::from_slice(&fixture("halopsa/webhook_ticket_status_changed_live.json")).unwrap();
+    let fields = element.as_object_mut().unwrap();
+    fields.remove("ticket");
+    fields.insert("id".into(), json!(guid));
+    fields.insert("event".into(), json!(format!("{entity} updated")));
+    fields.insert("object_id".into(), record["id"].clone());
+    fields.insert(entity.into(), record.clone());
+    element
+}
+
+impl Env {
+    async fn post_halopsa(&self, body: &Value) -> (u16, Value) {
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{HOOK_USER}:{HOOK_PASSWORD}"));
+        let (status, answer) = self
+            .post(
+                "/webhooks/crm",
+                serde_json::to_vec(body).unwrap(),
+                &[("authorization", format!("Basic {credentials}"))],
+            )
+            .await;
+        (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
+    }
+
+    async fn reconcile(&self, mode: SyncMode) -> Vec<syncline_connectors::EntityReport> {
+        let reports = self.server.as_ref().unwrap().sources().reconcile("crm", mode).await.unwrap();
+        for report in &reports {
+            assert!(report.error.is_none(), "{report:?}");
+        }
+        reports
+    }
+
+    /// History rows per entity.
+    async fn version_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for entity in HALO_ENTITIES {
+            counts.insert(entity.to_string(), self.versions(entity).await.len());
+        }
+        counts
+    }
+
+    async fn assert_halopsa_parity(&self) {
+        for entity in HALO_ENTITIES {
+            self.assert_parity(entity, None).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halopsa_reconcile_then_webhook_of_unchanged_records_writes_no_version() {
+    let env = start(halopsa_simulator()).await;
+    env.load_then_hook().await;
+    // The full reconcile wrote the detail records (list rows are partial): parity with the API.
+    env.assert_halopsa_parity().await;
+    let loaded = env.version_counts().await;
+
+    // Every record, unchanged upstream, touched by a webhook of the live shape (one batch).
+    let mut elements = Vec::new();
+    for entity in HALO_ENTITIES {
+        let records = env.simulator.truth(serde_json::from_value(json!(entity)).unwrap()).unwrap();
+        for record in &records {
+            let guid = format!("00000000-0000-4000-8000-{:012}", elements.len());
+            elements.push(halopsa_element(entity, record, &guid));
+        }
+    }
+    let (status, answer) = env.post_halopsa(&Value::Array(elements.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stored"].as_u64(), Some(elements.len() as u64), "{answer}");
+    env.wait_until_applied().await;
+    assert_eq!(
+        env.version_counts().await,
+        loaded,
+        "a webhook of an unchanged record writes no version"
+    );
+
+    // Reconciling the same records fetches no detail and writes nothing.
+    for mode in [SyncMode::Incremental, SyncMode::Full] {
+        for report in env.reconcile(mode).await {
+            assert_eq!(
+                (report.new_versions, report.closed, report.deleted, report.fetched),
+                (0, 0, 0, 0),
+                "{mode:?}: {report:?}"
+            );
+        }
+    }
+
+    // Changes delivered by the simulator's webhooks, then reconciled: the reconciler finds the
+    // webhook path's rows identical (same shape, same hash) and writes nothing more.
+    env.simulator.step_changes(40);
+    env.simulator.flush_webhooks().await;
+    env.wait_until_applied().await;
+    let hooked = env.version_counts().await;
+    assert_ne!(hooked, loaded);
+    env.assert_halopsa_parity().await;
+    for mode in [SyncMode::Incremental, SyncMode::Full] {
+        for report in env.reconcile(mode).await {
+            assert_eq!(
+                (report.new_versions, report.closed, report.deleted, report.fetched),
+                (0, 0, 0, 0),
+                "{mode:?} after the webhooks: {report:?}"
+            );
+        }
+    }
+    assert_eq!(env.version_counts().await, hooked);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halopsa_batched_deliveries_land_as_rows() {
+    let mut config = halopsa_simulator();
+    config.webhooks.halopsa_batch_size = 6;
+    let env = start(config).await;
+    env.load_then_hook().await;
+    let loaded = env.version_counts().await;
+    let events = env.simulator.step_changes(60);
+    env.simulator.flush_webhooks().await;
+    env.wait_until_applied().await;
+    let log = env.simulator.webhook_log();
+    assert!(log.iter().any(|entry| entry.events.len() > 1), "deliveries are batched");
+    assert_eq!(log.iter().map(|entry| entry.events.len()).sum::<usize>(), events.len());
+    assert!(log
+        .iter()
+        .all(|entry| entry.status == syncline_simulator::DeliveryStatus::Delivered));
+    assert_ne!(env.version_counts().await, loaded);
+    env.assert_halopsa_parity().await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halopsa_event_only_deliveries_are_refetched_by_object_id() {
+    let mut config = halopsa_simulator();
+    config.webhooks.halopsa_payload = syncline_simulator::HaloPayload::EventOnly;
+    let env = start(config).await;
+    env.load_then_hook().await;
+    let details_before = env.simulator.stats().api.calls;
+    let events = env.simulator.step_changes(40);
+    env.simulator.flush_webhooks().await;
+    env.wait_until_applied().await;
+    // The bodies carried no record: every row comes from the re-fetch by `object_id`.
+    assert!(env.simulator.stats().api.calls > details_before);
+    let changed: BTreeSet<(String, String)> = events
+        .iter()
+        .map(|event| (event.entity.name().to_string(), event.id.to_string()))
+        .collect();
+    for (entity, id) in &changed {
+        let versions: Vec<_> = env.versions(entity).await.into_iter().filter(|version| &version.id == id).collect();
+        assert!(!versions.is_empty(), "{entity} {id} was written");
+    }
+    env.assert_halopsa_parity().await;
+
+    // A hand-made event-only delivery for a record changed while webhooks were off.
+    env.simulator.set_webhook_target(None).unwrap();
+    let ticket = env.simulator.truth(Entity::Ticket).unwrap()[0].clone();
+    let id = ticket["id"].as_u64().unwrap();
+    env.simulator
+        .apply_change(&syncline_simulator::ChangeRequest::Update {
+            entity: Entity::Ticket,
+            id,
+        })
+        .unwrap();
+    let body = json!({"id": "5f1c7c0e-0000-4000-8000-000000000001", "event": "ticket updated", "object_id": id, "webhook_id": "w"});
+    let (status, answer) = env.post_halopsa(&body).await;
+    assert_eq!((status, answer["stored"].as_u64()), (200, Some(1)), "{answer}");
+    env.wait_until_applied().await;
+    env.assert_parity("ticket", None).await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halopsa_unknown_events_are_acknowledged_and_counted() {
+    let env = start(halopsa_simulator()).await;
+    let ticket = env.simulator.truth(Entity::Ticket).unwrap()[0].clone();
+    let batch = json!([
+        {"id": "7d0e0d47-0000-4000-8000-000000000001", "event": "asset updated", "object_id": 77, "webhook_id": "w", "asset": {"id": 77}},
+        {"id": "7d0e0d47-0000-4000-8000-000000000002", "event": "ticket updated", "object_id": ticket["id"], "webhook_id": "w"},
+    ]);
+    let (status, answer) = env.post_halopsa(&batch).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["ignored"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
+    // A long made-up event name is acknowledged too, and never becomes a label.
+    let long_name = format!("custom {}", "z".repeat(5_000));
+    let (status, answer) = env
+        .post_halopsa(&json!({"id": "7d0e0d47-0000-4000-8000-000000000003", "event": long_name, "object_id": 1}))
+        .await;
+    assert_eq!((status, answer["ignored"].as_u64()), (200, Some(1)), "{answer}");
+    env.wait_until_applied().await;
+    let metrics = env.client.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("syncline_webhook_unknown_entity_total{source=\"crm\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("zzzz") && !metrics.contains("asset"), "event names are no labels");
+    let id = ticket["id"].to_string();
+    env.assert_parity("ticket", Some(&BTreeSet::from([id]))).await;
     env.shutdown().await;
 }

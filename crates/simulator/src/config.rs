@@ -56,6 +56,9 @@ pub struct SimulatorConfig {
     /// cannot pay is answered 429 with `Retry-After` until the pool refills at midnight UTC of
     /// the virtual clock. Other connectors ignore it.
     pub zoho_daily_credits: u64,
+    /// HaloPSA: the tenant ignores `/Client` `lastupdatefromdate` / `lastupdatetodate` and lists
+    /// every client (whether real tenants honour the filter is unconfirmed).
+    pub halopsa_client_filter_ignored: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -75,6 +78,7 @@ impl Default for SimulatorConfig {
             faults: FaultConfig::default(),
             request_log_limit: 0,
             zoho_daily_credits: DEFAULT_ZOHO_DAILY_CREDITS,
+            halopsa_client_filter_ignored: false,
         }
     }
 }
@@ -291,6 +295,17 @@ pub enum HaloWebhookAuth {
     },
 }
 
+/// The payload type of a HaloPSA webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaloPayload {
+    /// The event fields and the object nested under its type (`"ticket": {...}`).
+    #[default]
+    Full,
+    /// Event information only: `{"id", "event", "object_id", "webhook_id"}`.
+    EventOnly,
+}
+
 /// Outgoing webhooks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -310,6 +325,14 @@ pub struct WebhookConfig {
     pub zoho_max_events_per_delivery: usize,
     /// HaloPSA webhook authentication.
     pub halopsa_auth: HaloWebhookAuth,
+    /// What a HaloPSA delivery carries: `full` (the object nested under its type, as the live
+    /// delivery) or `event_only` (`{"id", "event", "object_id", "webhook_id"}`).
+    pub halopsa_payload: HaloPayload,
+    /// HaloPSA batching (v2.164 and later): 0 (the default) sends one JSON object per event;
+    /// n sends JSON arrays of up to n events.
+    pub halopsa_batch_size: usize,
+    /// The `webhook_id` HaloPSA deliveries carry.
+    pub halopsa_webhook_id: String,
     /// Retry delays in seconds after a failed delivery (non-2xx or no answer). `None` uses
     /// Pipedrive's published schedule, 3, 30 and 150 s (used for all connectors).
     pub retry_schedule_secs: Option<Vec<f64>>,
@@ -337,6 +360,9 @@ impl Default for WebhookConfig {
                 username: "sim-halo-webhook-user".into(),
                 password: "sim-halo-webhook-password".into(),
             },
+            halopsa_payload: HaloPayload::Full,
+            halopsa_batch_size: 0,
+            halopsa_webhook_id: "53232637-7724-4a19-b126-3c7267a292aa".into(),
             retry_schedule_secs: None,
             retry_scale: 1.0,
             ban_after_failures: Some(10),

@@ -47,7 +47,9 @@ pub mod webhooks;
 pub mod world;
 pub mod zoho_desk;
 
-pub use config::{AuthConfig, BasicAuth, ChangeMix, FaultConfig, HaloWebhookAuth, PipedriveWebhookVersion, SimulatorConfig, WebhookConfig};
+pub use config::{
+    AuthConfig, BasicAuth, ChangeMix, FaultConfig, HaloPayload, HaloWebhookAuth, PipedriveWebhookVersion, SimulatorConfig, WebhookConfig,
+};
 pub use entity::{Connector, Entity};
 pub use error::SimulatorError;
 pub use requests::{RequestLogEntry, RequestLogView};

@@ -94,18 +94,39 @@ pub fn build(world: &mut World, events: &[ChangeEvent]) -> Vec<Outgoing> {
                 })
                 .collect()
         }
-        Connector::Halopsa => events
-            .iter()
-            .map(|event| {
-                let delivery_id = names::uuid(&mut world.paging_rng);
-                let body = halopsa::webhook_body(event, &delivery_id);
-                Outgoing {
-                    delivery_id,
-                    events: vec![event_ref(event)],
-                    body,
-                }
-            })
-            .collect(),
+        Connector::Halopsa => {
+            let element = |rng: &mut rand::rngs::StdRng, event: &ChangeEvent| {
+                let element_id = names::uuid(rng);
+                let escmsg_id = names::uuid(rng);
+                let body = halopsa::webhook_body(&config.webhooks, event, &element_id, &escmsg_id);
+                (element_id, body)
+            };
+            match config.webhooks.halopsa_batch_size {
+                // Batching off: one object per event, its GUID the delivery id.
+                0 => events
+                    .iter()
+                    .map(|event| {
+                        let (delivery_id, body) = element(&mut world.paging_rng, event);
+                        Outgoing {
+                            delivery_id,
+                            events: vec![event_ref(event)],
+                            body,
+                        }
+                    })
+                    .collect(),
+                batch => events
+                    .chunks(batch)
+                    .map(|chunk| {
+                        let body = Value::Array(chunk.iter().map(|event| element(&mut world.paging_rng, event).1).collect());
+                        Outgoing {
+                            delivery_id: names::uuid(&mut world.paging_rng),
+                            events: chunk.iter().map(event_ref).collect(),
+                            body,
+                        }
+                    })
+                    .collect(),
+            }
+        }
     }
 }
 

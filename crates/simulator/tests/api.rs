@@ -378,6 +378,86 @@ async fn halo_datesearch_startdate_is_inclusive() {
     simulator.shutdown().await;
 }
 
+async fn halo_ids(simulator: &SimulatorHandle, path: &str, key: &str) -> Vec<u64> {
+    let response = halo_get(simulator, path).await;
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    let page: Value = response.json().await.expect("json");
+    page[key]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["id"].as_u64().expect("id"))
+        .collect()
+}
+
+/// Each list has exactly the since-filter HaloPSA documents for it, over its modified field.
+#[tokio::test]
+async fn halo_since_filters_are_the_documented_ones() {
+    for (entity, key, filter) in [
+        (
+            Entity::Ticket,
+            "tickets",
+            "/api/Tickets?lastupdatefromdate={from}&lastupdatetodate={to}",
+        ),
+        (
+            Entity::Ticket,
+            "tickets",
+            "/api/Tickets?datesearch=last_update&startdate={from}&enddate={to}",
+        ),
+        (
+            Entity::Invoice,
+            "invoices",
+            "/api/Invoice?datesearch=last_modified&start_date={from}",
+        ),
+        (
+            Entity::Client,
+            "clients",
+            "/api/Client?lastupdatefromdate={from}&lastupdatetodate={to}",
+        ),
+    ] {
+        let simulator = simulator_with(Connector::Halopsa, entity, 0).await;
+        let created = three_creations(&simulator, entity);
+        let path = filter
+            .replace("{from}", &format_halo(created[1].1))
+            .replace("{to}", &format_halo(created[2].1));
+        let ids = halo_ids(&simulator, &path, key).await;
+        assert_eq!(ids, vec![created[1].0, created[2].0], "{path}");
+        simulator.shutdown().await;
+    }
+    // What a list does not document, it ignores (as upstream ignores unknown parameters): the
+    // ticket-style `startdate` on invoices, any date on quotations.
+    let simulator = simulator_with(Connector::Halopsa, Entity::Invoice, 0).await;
+    let created = three_creations(&simulator, Entity::Invoice);
+    let since = format_halo(created[2].1);
+    assert_eq!(
+        halo_ids(&simulator, &format!("/api/Invoice?startdate={since}"), "invoices")
+            .await
+            .len(),
+        3
+    );
+    let quotations = simulator.truth(Entity::Quotation).expect("truth").len();
+    let path = format!("/api/Quotation?lastupdatefromdate={since}&datesearch=last_update_time&start_date={since}");
+    assert_eq!(halo_ids(&simulator, &path, "quotes").await.len(), quotations);
+    let response = halo_get(&simulator, &format!("/api/Invoice?datesearch=invoice_date&start_date={since}")).await;
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::BAD_REQUEST,
+        "only last_modified is searched"
+    );
+    simulator.shutdown().await;
+
+    // A tenant configured to ignore the client filter lists every client.
+    let mut config = config(Connector::Halopsa, 9);
+    config.halopsa_client_filter_ignored = true;
+    let simulator = start(config).await;
+    let created = three_creations(&simulator, Entity::Client);
+    let all = simulator.truth(Entity::Client).expect("truth").len();
+    let path = format!("/api/Client?lastupdatefromdate={}", format_halo(created[2].1));
+    assert_eq!(halo_ids(&simulator, &path, "clients").await.len(), all);
+    assert!(all > 3);
+    simulator.shutdown().await;
+}
+
 #[tokio::test]
 async fn wrong_credentials_get_the_vendors_401_bodies() {
     let pipedrive = start(config(Connector::Pipedrive, 1)).await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_record_covers, assert_same_top_level, client, config, fixture, start, Receiver};
+use common::{assert_record_covers, assert_same_top_level, client, config, fixture, halo_schema_properties, halo_swagger, start, Receiver};
 use serde_json::{json, Value};
 use syncline_simulator::{ChangeRequest, Connector, Entity, PipedriveWebhookVersion, SimulatorHandle};
 
@@ -481,6 +481,73 @@ async fn halopsa_fixtures_have_simulated_counterparts() {
     simulator.shutdown().await;
 }
 
+/// List rows are strict subsets of the detail records, both ways against the swagger: a row has
+/// no field the list endpoint does not send (tickets: `Faults_List`; invoices and quotations no
+/// `lines` without `includelines`; clients no `notes` without `includenotes`), and drops no
+/// field of the detail that the list does send. Details carry only their record schema's fields
+/// (tickets: plus the keys of the real ticket response).
+#[tokio::test]
+async fn halopsa_list_rows_are_strict_subsets_of_the_details() {
+    let swagger = halo_swagger();
+    let real_ticket_keys: Vec<String> = fixture("halopsa/ticket_create_response_abbreviated.json")
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    let simulator = start(config(Connector::Halopsa, 6)).await;
+    simulator.step_changes(150);
+    for (entity, path, detail_schema, detail_only) in [
+        (Entity::Ticket, "/api/Tickets", "Faults", None),
+        (Entity::Invoice, "/api/Invoice", "InvoiceHeader", Some(("lines", "includelines"))),
+        (
+            Entity::Quotation,
+            "/api/Quotation",
+            "QuotationHeader",
+            Some(("lines", "includelines")),
+        ),
+        (Entity::Client, "/api/Client", "Area", Some(("notes", "includenotes"))),
+    ] {
+        let detail_fields = halo_schema_properties(&swagger, detail_schema);
+        let list_fields = halo_schema_properties(&swagger, "Faults_List");
+        let key = syncline_simulator::halopsa::envelope_key(entity);
+        let list = get_json(&simulator, &format!("{path}?pageinate=true&page_size=100&page_no=1")).await;
+        let rows = list[key].as_array().expect("rows");
+        assert!(rows.len() >= 5, "{entity}: {}", rows.len());
+        for row in rows {
+            let row = row.as_object().expect("object");
+            let detail = get_json(&simulator, &format!("{path}/{}", row["id"])).await;
+            let detail = detail.as_object().expect("object");
+            for (field, value) in row {
+                assert_eq!(
+                    detail.get(field),
+                    Some(value),
+                    "{entity} {}: {field} differs from the detail",
+                    row["id"]
+                );
+            }
+            assert!(row.len() < detail.len(), "{entity}: a list row is a strict subset of the detail");
+            for field in detail.keys() {
+                let known = detail_fields.contains(field) || (entity == Entity::Ticket && real_ticket_keys.contains(field));
+                assert!(known, "{entity} detail: {field} is not a {detail_schema} field");
+                let listed = match detail_only {
+                    None => list_fields.contains(field),
+                    Some((left_out, _)) => field != left_out,
+                };
+                assert_eq!(row.contains_key(field), listed, "{entity} row {}: {field}", row["id"]);
+            }
+        }
+        // Asked for, the left-out field comes with the rows.
+        if let Some((left_out, include)) = detail_only {
+            let list = get_json(&simulator, &format!("{path}?pageinate=true&page_size=5&page_no=1&{include}=true")).await;
+            for row in list[key].as_array().expect("rows") {
+                assert!(row.get(left_out).is_some(), "{entity}: {include}=true lists {left_out}");
+            }
+        }
+    }
+    simulator.shutdown().await;
+}
+
 fn absent_when_empty(entity: Entity) -> &'static [&'static str] {
     syncline_simulator::pipedrive::V2_ABSENT_WHEN_EMPTY
         .iter()
@@ -545,6 +612,23 @@ async fn halopsa_live_webhook_ticket_is_rendered_by_the_simulator() {
         json!(true),
         "a closed ticket says so, as the live one does"
     );
+    simulator.shutdown().await;
+
+    // A simulated status change is delivered with the live delivery's keys and event name.
+    let receiver = Receiver::start(0).await;
+    let mut sim_config = config(Connector::Halopsa, 5);
+    sim_config.webhooks.target_url = Some(receiver.url.clone());
+    let simulator = start(sim_config).await;
+    simulator.step_changes(300);
+    simulator.flush_webhooks().await;
+    let received = receiver.received();
+    let status_change = received
+        .iter()
+        .map(|delivery| delivery.json())
+        .find(|body| body["event"] == json!("ticket status changed"))
+        .expect("300 changes change a ticket's status");
+    assert_same_top_level("halo live webhook delivery", &delivery, &status_change);
+    assert_eq!(status_change["object_id"], status_change["ticket"]["id"]);
     simulator.shutdown().await;
 }
 

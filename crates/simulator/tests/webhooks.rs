@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::{client, config, start, Receiver};
 use serde_json::{json, Value};
-use syncline_simulator::{Connector, DeliveryStatus, HaloWebhookAuth, SimulatorConfig};
+use syncline_simulator::{Connector, DeliveryStatus, HaloPayload, HaloWebhookAuth, SimulatorConfig};
 
 fn basic_credentials(received: &common::Received) -> (String, String) {
     let header = received.headers["authorization"].to_str().expect("ascii");
@@ -129,9 +129,15 @@ async fn halopsa_webhooks_use_basic_auth_or_a_static_header() {
         basic_credentials(&received[0]),
         ("sim-halo-webhook-user".to_string(), "sim-halo-webhook-password".to_string())
     );
-    let body = received[0].json();
-    let entity = body["entity"].as_str().expect("entity");
-    assert!(body.get(entity).is_some(), "the record sits under its entity name");
+    for delivery in &received {
+        let body = delivery.json();
+        let event = body["event"].as_str().expect("event");
+        let entity = event.split(' ').next().expect("entity word");
+        if !event.ends_with("deleted") {
+            assert_eq!(body[entity]["id"], body["object_id"], "the record sits under its type: {body}");
+        }
+        assert!(body["id"].as_str().is_some_and(|id| id.len() == 36), "a GUID: {body}");
+    }
     simulator.shutdown().await;
 
     let mut config = config(Connector::Halopsa, 5);
@@ -145,6 +151,31 @@ async fn halopsa_webhooks_use_basic_auth_or_a_static_header() {
     for delivery in receiver.received() {
         assert_eq!(delivery.headers["x-halo-secret"], "s3cret");
         assert!(delivery.headers.get("authorization").is_none());
+    }
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn halopsa_batches_are_arrays_and_event_only_payloads_carry_no_object() {
+    let mut config = config(Connector::Halopsa, 5);
+    config.webhooks.halopsa_batch_size = 4;
+    config.webhooks.halopsa_payload = HaloPayload::EventOnly;
+    let (simulator, receiver) = with_receiver(config, 0).await;
+    let events = simulator.step_changes(10);
+    simulator.flush_webhooks().await;
+    let received = receiver.received();
+    assert_eq!(received.len(), events.len().div_ceil(4), "arrays of up to 4 events");
+    let elements: Vec<Value> = received
+        .iter()
+        .flat_map(|delivery| delivery.json().as_array().expect("an array").clone())
+        .collect();
+    assert_eq!(elements.len(), events.len());
+    for (element, event) in elements.iter().zip(&events) {
+        let mut keys: Vec<&String> = element.as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["event", "id", "object_id", "webhook_id"], "event information only");
+        assert_eq!(element["object_id"], json!(event.id));
+        assert!(element["event"].as_str().expect("event").starts_with(event.entity.name()));
     }
     simulator.shutdown().await;
 }

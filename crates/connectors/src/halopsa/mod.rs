@@ -20,6 +20,6 @@ pub static PROFILE: ConnectorProfile = ConnectorProfile {
     refuses_verification: any_verification,
     request_cost: one_per_call,
     remaining_credits_header: None,
-    webhook_format: "a JSON object with entity, entity_id and action",
+    webhook_format: "a JSON object (or, batched, an array of them) with event and object_id",
     parse_webhook: webhook::parse,
 };

@@ -1,7 +1,19 @@
 //! HaloPSA HTTP API: `/api/Tickets`, `/api/Invoice`, `/api/Quotation`, `/api/Client` with
-//! `pageinate`/`page_size`/`page_no` (1-based), `count`, `order`/`orderdesc`, `datesearch` +
-//! `startdate`/`enddate` (tickets only, both ends inclusive), detail GETs, `/api/Attachment/{id}`,
-//! and the client-credentials token endpoint `/auth/token`.
+//! `pageinate`/`page_size`/`page_no` (1-based), `count`, `order`/`orderdesc`, detail GETs,
+//! `/api/Attachment/{id}`, and the client-credentials token endpoint `/auth/token`.
+//!
+//! Since-filters, exactly as the vendor documents them (both ends inclusive, read from the
+//! eventually consistent index):
+//! - `/Tickets`: `lastupdatefromdate` / `lastupdatetodate` over `last_update`, and `datesearch`
+//!   (`dateoccurred`, `datecreated`, `lastactiondate`, `last_update`, `dateclosed`) with
+//!   `startdate` / `enddate`;
+//! - `/Invoice`: `datesearch=last_modified` with `start_date`;
+//! - `/Client`: `lastupdatefromdate` / `lastupdatetodate` over `alastupdate`, unless the tenant
+//!   is configured to ignore it (`halopsa_client_filter_ignored`);
+//! - `/Quotation`: none.
+//!
+//! List rows are partial ([`super::list_row`]): `includelines=true` adds invoice and quotation
+//! lines, `includenotes=true` client notes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +25,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::envelope_key;
+use super::{envelope_key, list_row, Include};
 use crate::clock::parse_timestamp;
 use crate::entity::{Connector, Entity};
 use crate::http::{parse_urlencoded, vendor_error, Params, VendorError};
@@ -92,51 +104,29 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
     } else {
         Direction::Asc
     };
-    // datesearch + startdate/enddate: tickets only (other lists ignore them, as upstream).
-    let window = if entity == Entity::Ticket {
-        match params.get("datesearch") {
-            None => None,
-            Some(field) if DATESEARCH_FIELDS.contains(&field) => {
-                let parse = |name: &str| -> Result<Option<i64>, VendorError> {
-                    match params.get(name) {
-                        None => Ok(None),
-                        Some(text) => parse_timestamp(text)
-                            .map(Some)
-                            .ok_or_else(|| VendorError::BadRequest(format!("{name} is not a date: {text:?}"))),
-                    }
-                };
-                let (since, until) = match (parse("startdate"), parse("enddate")) {
-                    (Ok(since), Ok(until)) => (since, until),
-                    (Err(response), _) | (_, Err(response)) => return error(response),
-                };
-                Some((field.to_string(), TimeWindow::halo(since, until)))
-            }
-            Some(other) => {
-                return bad_request(format!(
-                    "datesearch {other:?} is not supported; use one of {}",
-                    DATESEARCH_FIELDS.join(", ")
-                ))
-            }
-        }
-    } else {
-        None
+    let windows = match since_windows(shared, entity, params) {
+        Ok(windows) => windows,
+        Err(vendor_error) => return error(vendor_error),
+    };
+    let include = Include {
+        lines: params.bool("includelines").unwrap_or(false),
+        notes: params.bool("includenotes").unwrap_or(false),
     };
     let mut world = shared.world();
     if paginate && page_no > 1 {
         shared.maybe_insert_while_paging(&mut world, entity);
     }
-    let rows: Vec<Row> = match &window {
-        Some((field, window)) if window.is_bounded() => {
-            let cutoff = shared.lagged_cutoff(&world);
-            world
-                .ctx
-                .store
-                .rows_as_of(entity, cutoff)
-                .into_iter()
-                .filter(|row| window.contains(time_of(row, field)))
-                .collect()
-        }
-        _ => world.ctx.store.rows(entity),
+    let rows: Vec<Row> = if windows.iter().any(|(_, window)| window.is_bounded()) {
+        let cutoff = shared.lagged_cutoff(&world);
+        world
+            .ctx
+            .store
+            .rows_as_of(entity, cutoff)
+            .into_iter()
+            .filter(|row| windows.iter().all(|(field, window)| window.contains(time_of(row, field))))
+            .collect()
+    } else {
+        world.ctx.store.rows(entity)
     };
     let rows: Vec<Row> = rows
         .into_iter()
@@ -158,7 +148,7 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
         direction,
     )
     .into_iter()
-    .map(|keyed| keyed.row.record)
+    .map(|keyed| list_row(entity, &keyed.row.record, include))
     .collect();
     let record_count = sorted.len();
     let key = envelope_key(entity);
@@ -175,6 +165,60 @@ fn list(shared: &Shared, entity: Entity, params: &Params) -> Response {
     let mut body = json!({"record_count": record_count});
     body[key] = Value::Array(records);
     Json(body).into_response()
+}
+
+/// A date parameter, `None` when absent.
+fn date_param(params: &Params, name: &str) -> Result<Option<i64>, VendorError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(text) => parse_timestamp(text)
+            .map(Some)
+            .ok_or_else(|| VendorError::BadRequest(format!("{name} is not a date: {text:?}"))),
+    }
+}
+
+/// The since-filters of one list request: `(field, window)` pairs a row must all fall in.
+fn since_windows(shared: &Shared, entity: Entity, params: &Params) -> Result<Vec<(&'static str, TimeWindow)>, VendorError> {
+    let mut windows = Vec::new();
+    let last_update = |field: &'static str| -> Result<(&'static str, TimeWindow), VendorError> {
+        Ok((
+            field,
+            TimeWindow::halo(date_param(params, "lastupdatefromdate")?, date_param(params, "lastupdatetodate")?),
+        ))
+    };
+    match entity {
+        Entity::Ticket => {
+            windows.push(last_update("last_update")?);
+            match params.get("datesearch") {
+                None => {}
+                Some(field) => {
+                    let Some(field) = DATESEARCH_FIELDS.iter().find(|known| **known == field) else {
+                        return Err(VendorError::BadRequest(format!(
+                            "datesearch {field:?} is not supported; use one of {}",
+                            DATESEARCH_FIELDS.join(", ")
+                        )));
+                    };
+                    windows.push((
+                        *field,
+                        TimeWindow::halo(date_param(params, "startdate")?, date_param(params, "enddate")?),
+                    ));
+                }
+            }
+        }
+        Entity::Invoice => match params.get("datesearch") {
+            None => {}
+            Some("last_modified") => windows.push(("last_modified", TimeWindow::halo(date_param(params, "start_date")?, None))),
+            Some(other) => {
+                return Err(VendorError::BadRequest(format!(
+                    "datesearch {other:?} is not supported on /Invoice; use last_modified with start_date"
+                )))
+            }
+        },
+        Entity::Client if !shared.config.halopsa_client_filter_ignored => windows.push(last_update("alastupdate")?),
+        // Quotations have no since-filter; a tenant ignoring the client filter lists every client.
+        _ => {}
+    }
+    Ok(windows)
 }
 
 fn detail(shared: &Shared, entity: Entity, id: &str) -> Response {

@@ -4,9 +4,14 @@
 //! Field names come from the Halo API v2 schemas (Faults, InvoiceHeader, QuotationHeader, Area)
 //! plus the few a real ticket response carries beyond the schema (`team_id`, `user`,
 //! `priority`). Modified-time fields: tickets `last_update`, invoices `last_modified`,
-//! quotations `last_update_time`; clients have none (capped pull). Terminal states: closed
-//! tickets (`status_id` 9), paid invoices, rejected quotations (`status` 3); the change
-//! generator leaves terminal records alone.
+//! quotations `last_update_time`, clients `alastupdate`. Terminal states: closed tickets
+//! (`status_id` 9), paid invoices, rejected quotations (`status` 3); the change generator leaves
+//! terminal records alone.
+//!
+//! Detail GETs answer the whole record; list rows are partial ([`list_row`]): a ticket row has
+//! only the fields of the swagger's list-row schema `Faults_List`, invoice and quotation rows no
+//! `lines` (unless `includelines=true`), client rows no `notes` (unless `includenotes=true`).
+//! Webhooks follow the delivery seen on a live tenant ([`webhook_body`]).
 
 pub mod api;
 
@@ -15,6 +20,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::clock::format_halo;
+use crate::config::{HaloPayload, WebhookConfig};
 use crate::entity::Entity;
 use crate::names;
 use crate::store::{ChangeAction, RecordId};
@@ -33,8 +39,72 @@ pub fn modified_field(entity: Entity) -> Option<&'static str> {
         Entity::Ticket => Some("last_update"),
         Entity::Invoice => Some("last_modified"),
         Entity::Quotation => Some("last_update_time"),
+        Entity::Client => Some("alastupdate"),
         _ => None,
     }
+}
+
+/// Ticket fields a `/Tickets` list row carries: the simulated ticket's fields that the
+/// swagger's list-row schema `Faults_List` has. Left out of list rows (detail only):
+/// `datecreated`, `user`, `team_id`, `priority`, `tags`, `attachments`.
+pub const TICKET_LIST_FIELDS: &[&str] = &[
+    "id",
+    "dateoccurred",
+    "summary",
+    "details",
+    "status_id",
+    "status_name",
+    "tickettype_id",
+    "tickettype_name",
+    "client_id",
+    "client_name",
+    "site_id",
+    "site_name",
+    "user_id",
+    "user_name",
+    "user_email",
+    "agent_id",
+    "agent_name",
+    "team",
+    "priority_id",
+    "priority_name",
+    "deadlinedate",
+    "fixbydate",
+    "respondbydate",
+    "lastactiondate",
+    "last_update",
+    "dateclosed",
+    "hasbeenclosed",
+    "inactive",
+    "customfields",
+];
+
+/// What a list request asked to include beyond the default row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Include {
+    /// `includelines=true` (invoices, quotations).
+    pub lines: bool,
+    /// `includenotes=true` (clients).
+    pub notes: bool,
+}
+
+/// A record as a list endpoint returns it: a strict subset of the detail record.
+pub fn list_row(entity: Entity, record: &Value, include: Include) -> Value {
+    let Value::Object(fields) = record else {
+        return record.clone();
+    };
+    let keep = |key: &str| match entity {
+        Entity::Ticket => TICKET_LIST_FIELDS.contains(&key),
+        Entity::Invoice | Entity::Quotation => key != "lines" || include.lines,
+        _ => key != "notes" || include.notes,
+    };
+    Value::Object(
+        fields
+            .iter()
+            .filter(|(key, _)| keep(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    )
 }
 
 /// The list envelope key of an entity (`{"record_count": N, "<key>": [...]}`).
@@ -112,6 +182,7 @@ fn new_record(ctx: &Ctx, rng: &mut StdRng, entity: Entity, id: RecordId, at: i64
                 "total_ticket_count": 0,
                 "accountmanagertech_name": "Alex Agent",
                 "datecreated": time(at),
+                "alastupdate": time(at),
                 "notes": "",
                 "customfields": [],
             })
@@ -344,34 +415,69 @@ pub fn apply(ctx: &mut Ctx, rng: &mut StdRng, request: &ChangeRequest) -> Result
     }
 }
 
-/// A HaloPSA webhook body. No real Halo delivery is on record, so the shape is the simulator's:
-/// `{"id", "event", "entity", "entity_id", "action", "timestamp", "<entity>": record|null}`.
-pub fn webhook_body(event: &ChangeEvent, delivery_id: &str) -> Value {
-    let action = match (event.action, &event.after) {
-        (ChangeAction::Create, _) => "create",
-        (_, None) => "delete",
-        _ => "update",
-    };
+/// The event name of a change, human-readable and lower case as on the live tenant
+/// (`"ticket status changed"`): the entity first, then what happened.
+pub fn event_name(event: &ChangeEvent) -> String {
+    let label = event.entity.name();
+    let status_changed = event.entity == Entity::Ticket
+        && matches!((&event.before, &event.after), (Some(before), Some(after)) if before["status_id"] != after["status_id"]);
+    match (event.action, &event.after) {
+        (ChangeAction::Create, _) if event.entity == Entity::Ticket => "ticket logged".to_string(),
+        (ChangeAction::Create, _) => format!("{label} created"),
+        (_, None) => format!("{label} deleted"),
+        _ if status_changed => "ticket status changed".to_string(),
+        _ => format!("{label} updated"),
+    }
+}
+
+/// One HaloPSA webhook object for a change, shaped as the delivery seen on a live tenant
+/// (`shared/fixtures/halopsa/webhook_ticket_status_changed_live.json`): `id` (the element's
+/// GUID), `webhook_id`, `notification_id`, `escmsg_id`, `event`, `message`, `object_id`,
+/// `agent_id`, `timestamp` and the record nested under its type (none for a delete). With
+/// [`HaloPayload::EventOnly`]: `{"id", "event", "object_id", "webhook_id"}`.
+pub fn webhook_body(config: &WebhookConfig, event: &ChangeEvent, element_id: &str, escmsg_id: &str) -> Value {
+    let name = event_name(event);
+    if config.halopsa_payload == HaloPayload::EventOnly {
+        return json!({
+            "id": element_id,
+            "event": name,
+            "object_id": event.id,
+            "webhook_id": config.halopsa_webhook_id,
+        });
+    }
     let label = match event.entity {
         Entity::Ticket => "Ticket",
         Entity::Invoice => "Invoice",
         Entity::Quotation => "Quotation",
         _ => "Client",
     };
-    let verb = match action {
-        "create" => "Created",
-        "delete" => "Deleted",
-        _ => "Updated",
+    let message = if name == "ticket status changed" {
+        format!("The status has been changed for Ticket ID: {:07}.", event.id)
+    } else {
+        format!("{label} ID: {:07} ({name}).", event.id)
     };
+    let notification_id = match event.action {
+        ChangeAction::Create => 40,
+        ChangeAction::Delete => 43,
+        _ if name == "ticket status changed" => 41,
+        _ => 42,
+    };
+    let record = event.after.as_ref().or(event.before.as_ref());
+    let agent_id = record.and_then(|record| record["agent_id"].as_u64()).unwrap_or(1);
     let mut body = json!({
-        "id": delivery_id,
-        "event": format!("{label} {verb}"),
-        "entity": event.entity.name(),
-        "entity_id": event.id,
-        "action": action,
+        "id": element_id,
+        "webhook_id": config.halopsa_webhook_id,
+        "notification_id": notification_id,
+        "escmsg_id": escmsg_id,
+        "event": name,
+        "message": message,
+        "object_id": event.id,
+        "agent_id": agent_id,
         "timestamp": crate::webhooks::halo_timestamp(event.at_ms),
     });
-    body[event.entity.name()] = event.after.clone().unwrap_or(Value::Null);
+    if let Some(after) = &event.after {
+        body[event.entity.name()] = after.clone();
+    }
     body
 }
 

@@ -112,6 +112,31 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// The vendors' specs (`shared/vendor`), or `SYNCLINE_VENDOR`.
+pub fn vendor_dir() -> PathBuf {
+    match std::env::var("SYNCLINE_VENDOR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor"),
+    }
+}
+
+/// The property names of one `components.schemas` entry of HaloPSA's swagger.
+pub fn halo_schema_properties(swagger: &Value, schema: &str) -> Vec<String> {
+    swagger["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the swagger has no schema {schema}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// HaloPSA's swagger.
+pub fn halo_swagger() -> Value {
+    let path = vendor_dir().join("halopsa/swagger.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("parse {}: {error}", path.display()))
+}
+
 pub fn fixture(relative: &str) -> Value {
     let path = fixtures_dir().join(relative);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
