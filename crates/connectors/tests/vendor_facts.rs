@@ -102,6 +102,8 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
         &[Evidence::Tests(&[
             "zoho_desk_from_limit_pagination_is_exact_at_the_edges",
             "zoho_desk_fixtures_have_simulated_counterparts",
+            "zoho_contact_rows_are_partial_and_contacts_search_by_modified_time",
+            "zoho_tickets_list_sorts_only_as_the_vendor_documents",
         ])],
     ),
     (
@@ -152,6 +154,7 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
             "halopsa_batched_deliveries_land_as_rows",
             "halopsa_event_only_deliveries_are_refetched_by_object_id",
             "halopsa_webhooks_use_basic_auth_or_a_static_header",
+            "halopsa_unknown_events_are_acknowledged_and_counted",
         ])],
     ),
     (
@@ -160,14 +163,30 @@ const FACTS: &[(&str, &str, &[Evidence])] = &[
         &[Evidence::Tests(&[
             "halopsa_page_number_pagination_is_exact_at_the_edges",
             "halo_datesearch_startdate_is_inclusive",
+            "halopsa_list_rows_are_strict_subsets_of_the_details",
+            "halopsa_reconcile_then_webhook_of_unchanged_records_writes_no_version",
         ])],
     ),
-    ("HaloPSA", "`/Invoice` has a since-filter", &[Evidence::Tests(&[])]),
-    ("HaloPSA", "`/Client` lists `lastupdatefromdate`", &[Evidence::Tests(&[])]),
+    (
+        "HaloPSA",
+        "`/Invoice` has a since-filter",
+        &[Evidence::Tests(&[
+            "halopsa_invoices_are_incremental_on_last_modified_and_fetch_only_changed_details",
+            "halo_since_filters_are_the_documented_ones",
+        ])],
+    ),
+    (
+        "HaloPSA",
+        "`/Client` lists `lastupdatefromdate`",
+        &[Evidence::Tests(&[
+            "halopsa_an_edit_to_an_old_client_is_picked_up_by_the_incremental_run",
+            "halopsa_a_tenant_ignoring_the_client_filter_falls_back_to_the_capped_pull",
+        ])],
+    ),
     (
         "HaloPSA",
         "Rate limit: not published",
-        &[Evidence::Docs("connectors.md", "450 requests")],
+        &[Evidence::Docs("connectors.md", "about 450 requests")],
     ),
 ];
 
