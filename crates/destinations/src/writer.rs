@@ -619,12 +619,10 @@ impl<'a> HistoryWriter<'a> {
                 self.pending = Some(pending);
             } else {
                 self.write_pending(pending).await?;
-                if journaled {
-                    self.journal.pop();
-                    self.store_journal().await?;
-                }
             }
-        } else if journaled {
+        }
+        if journaled && self.pending.is_none() {
+            // the index holds the batch now
             self.journal.pop();
             self.store_journal().await?;
         }
